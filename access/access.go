@@ -1,0 +1,473 @@
+package access
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Kind is the kind of stream an access call is for.
+type Kind string
+
+// The kinds of stream the access API grants.
+const (
+	Fixture Kind = "fixture"
+	Venue   Kind = "venue"
+)
+
+// Production, nonprod and sandpit access API base URLs, including the /v1 prefix.
+const (
+	ProductionBaseURL = "https://token.connect.sportradar.com/v1"
+	NonprodBaseURL    = "https://token.stg.connect-nonprod.sportradar.dev/v1"
+	SandpitBaseURL    = "https://token.dev.connect-nonprod.sportradar.dev/v1"
+)
+
+const (
+	// userAgent is sent on every access call.
+	userAgent = "datacore-bridge"
+	// defaultHTTPTimeout bounds one access call when Options.HTTPClient is nil.
+	defaultHTTPTimeout = 15 * time.Second
+	// maxBodySize is the most of a response body that is read.
+	maxBodySize = 1 << 20
+)
+
+// Credentials are the customer's credentials for the access API: either an
+// application credential (CredentialID and CredentialSecret) or an individual
+// user's (UserIdentityToken and ApplicationID). CredentialSecret and
+// UserIdentityToken are secrets.
+type Credentials struct {
+	CredentialID      string
+	CredentialSecret  string
+	UserIdentityToken string
+	ApplicationID     string
+}
+
+// user reports whether c holds individual-user credentials.
+func (c Credentials) user() bool {
+	return c.UserIdentityToken != "" || c.ApplicationID != ""
+}
+
+// validate checks that c holds exactly one complete kind of credentials.
+func (c Credentials) validate() error {
+	app := c.CredentialID != "" || c.CredentialSecret != ""
+	switch {
+	case app && c.user():
+		return errors.New("access: credentials: set either DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET, or DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID, not both")
+	case app && c.CredentialID == "":
+		return errors.New("access: credentials: DATACORE_CREDENTIAL_ID is empty")
+	case app && c.CredentialSecret == "":
+		return errors.New("access: credentials: DATACORE_CREDENTIAL_SECRET is empty")
+	case c.user() && c.UserIdentityToken == "":
+		return errors.New("access: credentials: DATACORE_USER_IDENTITY_TOKEN is empty")
+	case c.user() && c.ApplicationID == "":
+		return errors.New("access: credentials: DATACORE_APPLICATION_ID is empty")
+	case !app && !c.user():
+		return errors.New("access: credentials: set DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET, or DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID")
+	}
+	return nil
+}
+
+// Request asks for access to one fixture's or venue's stream.
+type Request struct {
+	Kind        Kind
+	ID          string
+	Sport       string
+	Scopes      []string
+	IncludePort bool
+}
+
+// Topic is one MQTT topic granted by an access call. Topic names are opaque
+// and may change between calls: use Scope to tell topics apart.
+type Topic struct {
+	Topic      string `json:"topic"`
+	Scope      string `json:"scope"`
+	Permission string `json:"permission"`
+}
+
+// Grant is the result of a successful access call.
+type Grant struct {
+	// URL is the signed WebSocket URL: a secret, never logged.
+	URL      string
+	ClientID string
+	Topics   []Topic
+	// IssuedAt is the URL's X-Amz-Date, else the time the grant was received.
+	IssuedAt time.Time
+	// ExpiresAt is X-Amz-Date plus X-Amz-Expires; zero when unknown.
+	ExpiresAt time.Time
+}
+
+// Host returns the host (and port, if any) of the grant's URL, which is safe
+// to log; it returns "" when the URL does not parse.
+func (g Grant) Host() string {
+	u, err := url.Parse(g.URL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// ReadTopics returns the topics whose permission is "read", in order.
+func (g Grant) ReadTopics() []Topic {
+	var out []Topic
+	for _, t := range g.Topics {
+		if t.Permission == "read" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Options configure a Client.
+type Options struct {
+	// BaseURL is the access API base, including /v1 (see BaseURLFor).
+	BaseURL     string
+	Credentials Credentials
+	// HTTPClient makes the calls; nil means a client with a 15 s timeout
+	// that does not follow redirects (a redirect would resend the credentials).
+	HTTPClient *http.Client
+	// Token, when set, is called before every access call for a bearer
+	// token (OAuth2, see OAuth2Token) sent in the Authorization header.
+	Token func(ctx context.Context) (string, error)
+}
+
+// Client calls the Datacore access API. It is safe for concurrent use.
+type Client struct {
+	base   string
+	creds  Credentials
+	http   *http.Client
+	token  func(ctx context.Context) (string, error)
+	unauth string // what to check when the credentials are rejected
+}
+
+// New returns a Client for opts. It checks the base URL and the credentials
+// but makes no call.
+func New(opts Options) (*Client, error) {
+	u, err := url.Parse(opts.BaseURL)
+	if err != nil {
+		// Not quoted: it might carry a password.
+		return nil, errors.New("access: base URL does not parse: check DATACORE_API_URL")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("access: base URL %q is not an http(s) URL with a host: check DATACORE_API_URL", u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, errors.New("access: base URL must not carry user info, a query or a fragment: check DATACORE_API_URL")
+	}
+	if err := opts.Credentials.validate(); err != nil {
+		return nil, err
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{
+			Timeout: defaultHTTPTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		}
+	}
+	unauth := "check DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET"
+	if opts.Credentials.user() {
+		unauth = "check DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID"
+	}
+	if opts.Token != nil {
+		unauth += ", and the DATACORE_OAUTH_* settings"
+	}
+	return &Client{
+		base:   strings.TrimRight(opts.BaseURL, "/"),
+		creds:  opts.Credentials,
+		http:   hc,
+		token:  opts.Token,
+		unauth: unauth,
+	}, nil
+}
+
+// BaseURLFor returns the access API base URL of a Datacore environment:
+// "production", "nonprod" or "sandpit".
+func BaseURLFor(env string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(env)) {
+	case "production":
+		return ProductionBaseURL, nil
+	case "nonprod":
+		return NonprodBaseURL, nil
+	case "sandpit":
+		return SandpitBaseURL, nil
+	}
+	return "", fmt.Errorf("access: unknown environment %q: DATACORE_ENV must be production, nonprod or sandpit", env)
+}
+
+// credentialFields are the credentials as sent in request bodies; only one
+// kind is ever set.
+type credentialFields struct {
+	CredentialID      string `json:"credentialId,omitempty"`
+	CredentialSecret  string `json:"credentialSecret,omitempty"`
+	UserIdentityToken string `json:"userIdentityToken,omitempty"`
+	ApplicationID     string `json:"applicationId,omitempty"`
+}
+
+// fields returns the credentials of the kind in use.
+func (c *Client) fields() credentialFields {
+	if c.creds.user() {
+		return credentialFields{UserIdentityToken: c.creds.UserIdentityToken, ApplicationID: c.creds.ApplicationID}
+	}
+	return credentialFields{CredentialID: c.creds.CredentialID, CredentialSecret: c.creds.CredentialSecret}
+}
+
+// accessBody is the body of a fixture or venue access call.
+type accessBody struct {
+	FixtureID   string   `json:"fixtureId,omitempty"`
+	VenueID     string   `json:"venueId,omitempty"`
+	Sport       string   `json:"sport"`
+	Scopes      []string `json:"scopes"`
+	IncludePort bool     `json:"includePort"`
+	credentialFields
+}
+
+// specificBody is the body of a specific-topics access call.
+type specificBody struct {
+	Topics      []string         `json:"topics"`
+	Scopes      []string         `json:"scopes"`
+	Credentials credentialFields `json:"credentials"`
+}
+
+// Access asks for a grant to req's fixture or venue stream with
+// POST {base}/stream/{kind}/access. Errors are *Error.
+func (c *Client) Access(ctx context.Context, req Request) (Grant, error) {
+	body := accessBody{
+		Sport:            req.Sport,
+		Scopes:           nonNil(req.Scopes),
+		IncludePort:      req.IncludePort,
+		credentialFields: c.fields(),
+	}
+	switch req.Kind {
+	case Fixture:
+		body.FixtureID = req.ID
+	case Venue:
+		body.VenueID = req.ID
+	default:
+		return Grant{}, c.invalid(req.Kind, fmt.Sprintf("unknown kind %q (want fixture or venue)", req.Kind))
+	}
+	switch {
+	case req.ID == "":
+		return Grant{}, c.invalid(req.Kind, "empty "+string(req.Kind)+" id")
+	case req.Sport == "":
+		return Grant{}, c.invalid(req.Kind, "empty sport")
+	case len(req.Scopes) == 0:
+		return Grant{}, c.invalid(req.Kind, "no scopes")
+	}
+	return c.call(ctx, "/stream/"+string(req.Kind)+"/access", body, req.Kind)
+}
+
+// Specific asks for a grant to the given topics with
+// POST {base}/stream/fixture/specific. Errors are *Error.
+func (c *Client) Specific(ctx context.Context, topics, scopes []string) (Grant, error) {
+	if len(topics) == 0 {
+		return Grant{}, c.invalid("", "no topics")
+	}
+	body := specificBody{Topics: topics, Scopes: nonNil(scopes), Credentials: c.fields()}
+	return c.call(ctx, "/stream/fixture/specific", body, "")
+}
+
+// invalid returns the error for a request rejected before it is sent.
+func (c *Client) invalid(kind Kind, msg string) *Error {
+	return &Error{Message: msg, Err: ErrBadRequest, hint: hintFor(ErrBadRequest, kind, c.unauth)}
+}
+
+// call POSTs body to path and turns the answer into a Grant or an *Error.
+func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Grant, error) {
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return Grant{}, c.invalid(kind, "cannot encode request")
+	}
+	// The body first: an echo of it is removed whole.
+	r := c.redactor(string(payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(payload))
+	if err != nil {
+		return Grant{}, c.newError(0, ErrTransport, kind, "cannot build request: "+r.redact(err.Error()), err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	if c.token != nil {
+		tok, err := c.token(ctx)
+		if err != nil {
+			var ae *Error
+			if errors.As(err, &ae) {
+				return Grant{}, err
+			}
+			return Grant{}, c.newError(0, ErrTransport, kind, "bearer token: "+r.redact(err.Error()), err)
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+			r = append(r, tok)
+		}
+	}
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Grant{}, c.newError(0, ErrTransport, kind, r.redact(err.Error()), err)
+	}
+	defer resp.Body.Close()
+	received := time.Now()
+	data, readErr := readLimited(resp.Body)
+
+	if resp.StatusCode != http.StatusOK {
+		e := c.newError(resp.StatusCode, statusSentinel(resp.StatusCode), kind, clean(r.redact(serverMessage(resp, data))), nil)
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), received); ok && !e.Permanent() {
+			e.RetryAfter = d
+		}
+		return Grant{}, e
+	}
+	if readErr != nil {
+		if errors.Is(readErr, errTooLarge) {
+			return Grant{}, c.newError(resp.StatusCode, ErrMalformed, kind, "response larger than 1 MiB", nil)
+		}
+		return Grant{}, c.newError(resp.StatusCode, ErrTransport, kind, "reading response: "+r.redact(readErr.Error()), readErr)
+	}
+	g, msg := parseGrant(data, received)
+	if msg != "" {
+		return Grant{}, c.newError(resp.StatusCode, ErrMalformed, kind, msg, nil)
+	}
+	return g, nil
+}
+
+// newError builds an *Error with the hint for its kind.
+func (c *Client) newError(status int, sentinel error, kind Kind, msg string, cause error) *Error {
+	return &Error{Status: status, Message: msg, Err: sentinel, hint: hintFor(sentinel, kind, c.unauth), cause: cause}
+}
+
+// redactor returns a redactor for the request body and the client's secrets.
+func (c *Client) redactor(payload string) redactor {
+	return redactor{payload, c.creds.CredentialSecret, c.creds.UserIdentityToken}
+}
+
+// readLimited reads at most maxBodySize bytes of body.
+func readLimited(body io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(body, maxBodySize+1))
+	if err != nil {
+		return data, err
+	}
+	if len(data) > maxBodySize {
+		return data[:maxBodySize], errTooLarge
+	}
+	return data, nil
+}
+
+// grantResponse is a successful access call's body.
+type grantResponse struct {
+	Data *struct {
+		URL      string  `json:"url"`
+		ClientID string  `json:"clientId"`
+		Topics   []Topic `json:"topics"`
+	} `json:"data"`
+}
+
+// parseGrant decodes and validates a 200 body. On failure it returns a
+// message that never contains the URL.
+func parseGrant(data []byte, received time.Time) (Grant, string) {
+	var resp grantResponse
+	if err := json.Unmarshal(data, &resp); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return Grant{}, "unexpected type for " + te.Field
+		}
+		return Grant{}, "response is not valid JSON"
+	}
+	d := resp.Data
+	if d == nil {
+		return Grant{}, "response has no data"
+	}
+	u, err := url.Parse(d.URL)
+	switch {
+	case d.URL == "":
+		return Grant{}, "response has no url"
+	case err != nil || (u.Scheme != "ws" && u.Scheme != "wss"):
+		return Grant{}, "url is not a ws:// or wss:// URL"
+	case u.Host == "":
+		return Grant{}, "url has no host"
+	case d.ClientID == "":
+		return Grant{}, "response has no clientId"
+	case len(d.Topics) == 0:
+		return Grant{}, "response has no topics"
+	}
+	for i, t := range d.Topics {
+		if t.Topic == "" {
+			return Grant{}, fmt.Sprintf("topic %d has no name", i)
+		}
+	}
+	g := Grant{URL: d.URL, ClientID: d.ClientID, Topics: d.Topics, IssuedAt: received}
+	issued, expires, ok := ParseExpiry(d.URL)
+	if !issued.IsZero() {
+		g.IssuedAt = issued
+	}
+	if ok {
+		g.ExpiresAt = expires
+	}
+	return g, ""
+}
+
+// errorResponse holds the places an error body may carry its message.
+type errorResponse struct {
+	Error   json.RawMessage `json:"error"`
+	Message string          `json:"message"` // json matches "Message" too
+}
+
+// serverMessage extracts a failed call's message: error.message (or error
+// when it is a string), else message or Message, else the status text.
+func serverMessage(resp *http.Response, data []byte) string {
+	var er errorResponse
+	if json.Unmarshal(data, &er) == nil {
+		var nested struct {
+			Message string `json:"message"`
+		}
+		var s string
+		switch {
+		case json.Unmarshal(er.Error, &nested) == nil && nested.Message != "":
+			return nested.Message
+		case json.Unmarshal(er.Error, &s) == nil && s != "":
+			return s
+		case er.Message != "":
+			return er.Message
+		}
+	}
+	if t := http.StatusText(resp.StatusCode); t != "" {
+		return t
+	}
+	return "status " + resp.Status
+}
+
+// maxMessage is the longest server message kept, in runes.
+const maxMessage = 300
+
+// clean makes a server message one short printable line. Redact before
+// cleaning, so that truncation cannot leave part of a secret behind.
+func clean(s string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == maxMessage {
+			b.WriteString("…")
+			break
+		}
+		if r < 0x20 || r == 0x7f {
+			r = ' '
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// nonNil returns s, or an empty slice so that JSON carries [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

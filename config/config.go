@@ -1,0 +1,167 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Prefix is the prefix of every environment variable read by Load.
+const Prefix = "DATACORE"
+
+// Config is the bridge's configuration, one field per environment variable.
+//
+// The struct tags are the single source of truth: `envconfig` names the variable
+// (after the DATACORE_ prefix), `default` is its default, `desc` its meaning for
+// Usage and Markdown, `secret:"true"` marks a value that must never be logged and
+// `shown` replaces an empty default in the documentation.
+type Config struct {
+	Env    string `envconfig:"ENV" default:"production" desc:"production, nonprod or sandpit: picks the access host"`
+	APIURL string `envconfig:"API_URL" shown:"from DATACORE_ENV" desc:"access API base, including /v1"`
+
+	CredentialID         string `envconfig:"CREDENTIAL_ID" desc:"application credential id"`
+	CredentialSecret     string `envconfig:"CREDENTIAL_SECRET" secret:"true" desc:"application credential secret (or use DATACORE_CREDENTIAL_SECRET_FILE)"`
+	CredentialSecretFile string `envconfig:"CREDENTIAL_SECRET_FILE" desc:"a file to read the credential secret from (surrounding whitespace is trimmed), instead of DATACORE_CREDENTIAL_SECRET"`
+	UserIdentityToken    string `envconfig:"USER_IDENTITY_TOKEN" secret:"true" desc:"individual-user credentials instead: the user identity token"`
+	ApplicationID        string `envconfig:"APPLICATION_ID" desc:"individual-user credentials: the application id"`
+
+	Sport         string   `envconfig:"SPORT" default:"basketball" desc:"sport sent in access calls"`
+	Fixtures      []string `envconfig:"FIXTURES" desc:"comma-separated fixture IDs to follow from start"`
+	Venues        []string `envconfig:"VENUES" desc:"comma-separated venue IDs to follow from start"`
+	FixtureScopes []string `envconfig:"FIXTURE_SCOPES" default:"read:stream_events,read:stream_statistics,read:stream_status,read:stream_play_by_play,read:stream_persons" desc:"comma-separated scopes asked for on fixtures"`
+	VenueScopes   []string `envconfig:"VENUE_SCOPES" default:"read:stream_scoreboard" desc:"comma-separated scopes asked for on venues"`
+	IncludePort   bool     `envconfig:"INCLUDE_PORT" default:"false" desc:"sent as includePort"`
+	QoS           int      `envconfig:"QOS" default:"1" desc:"subscription QoS (0 or 1)"`
+
+	NATSURLs     []string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"comma-separated NATS servers"`
+	NATSCreds    string   `envconfig:"NATS_CREDS" desc:"NATS credentials (JWT) file"`
+	NATSNKey     string   `envconfig:"NATS_NKEY" desc:"NATS NKey seed file"`
+	NATSToken    string   `envconfig:"NATS_TOKEN" secret:"true" desc:"NATS token"`
+	NATSUser     string   `envconfig:"NATS_USER" desc:"NATS user name"`
+	NATSPassword string   `envconfig:"NATS_PASSWORD" secret:"true" desc:"NATS password"`
+	NATSTLSCA    string   `envconfig:"NATS_TLS_CA" desc:"CA certificate file to verify the NATS servers"`
+	NATSTLSCert  string   `envconfig:"NATS_TLS_CERT" desc:"client certificate file for NATS (with DATACORE_NATS_TLS_KEY)"`
+	NATSTLSKey   string   `envconfig:"NATS_TLS_KEY" desc:"client key file for NATS (with DATACORE_NATS_TLS_CERT)"`
+
+	SubjectPrefix string `envconfig:"SUBJECT_PREFIX" default:"datacore" desc:"first subject token(s)"`
+	JetStream     bool   `envconfig:"JETSTREAM" default:"false" desc:"publish with JetStream and wait for acks (at-least-once)"`
+	Stream        string `envconfig:"STREAM" desc:"with JetStream: create or update this stream over <prefix>.>"`
+
+	HTTPAddr   string `envconfig:"HTTP_ADDR" default:":8080" desc:"health, metrics and admin API; empty disables"`
+	AdminToken string `envconfig:"ADMIN_TOKEN" secret:"true" desc:"bearer token for admin mutations; unset: mutations answer 403"`
+
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json or text"`
+
+	Decompress     bool          `envconfig:"DECOMPRESS" default:"false" desc:"republish compressedData inflated into data"`
+	StopAfterFinal time.Duration `envconfig:"STOP_AFTER_FINAL" default:"15m" desc:"stop following a fixture this long after its status is CONFIRMED, CANCELLED or ABANDONED; 0 never"`
+
+	OAuthTokenURL     string `envconfig:"OAUTH_TOKEN_URL" desc:"OAuth2 client credentials: token endpoint; a bearer token is sent on access calls"`
+	OAuthClientID     string `envconfig:"OAUTH_CLIENT_ID" desc:"OAuth2 client id"`
+	OAuthClientSecret string `envconfig:"OAUTH_CLIENT_SECRET" secret:"true" desc:"OAuth2 client secret"`
+	OAuthAudience     string `envconfig:"OAUTH_AUDIENCE" desc:"OAuth2 audience (optional)"`
+
+	MaxInflight     int           `envconfig:"MAX_INFLIGHT" default:"1024" desc:"extension: messages held between MQTT and NATS before backpressure"`
+	DedupWindow     time.Duration `envconfig:"DEDUP_WINDOW" default:"2m" desc:"extension: how long a message seen on two connections during rotation is remembered to publish it once"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"extension: how long a shutdown may take to finish in-flight messages and drain NATS"`
+
+	// secretFromFile is set once Validate has read CredentialSecretFile into
+	// CredentialSecret, so that a second Validate does not see both set.
+	secretFromFile bool
+}
+
+// Load reads the configuration from the process environment, fills in defaults
+// and calls Validate. Every error is a *Error naming the variable.
+func Load() (*Config, error) {
+	var c Config
+	if err := envconfig.Process(Prefix, &c); err != nil {
+		return nil, fromEnvconfig(err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Defaults returns the configuration with every variable unset: each field holds
+// its documented default. It does not validate: without credentials it is not a
+// valid configuration. Tests and tools start from it and set what they need.
+func Defaults() *Config {
+	var c Config
+	for _, f := range fields() {
+		def := f.field.Tag.Get("default")
+		if def == "" {
+			continue
+		}
+		v := reflect.ValueOf(&c).Elem().FieldByIndex(f.field.Index)
+		if err := setFromString(v, def); err != nil {
+			// The defaults are constants checked by the tests.
+			panic(fmt.Sprintf("config: bad default for %s: %v", f.name, err))
+		}
+	}
+	return &c
+}
+
+// fromEnvconfig turns an envconfig parse error into a *Error. The value is
+// quoted only for non-string fields, which never hold secrets.
+func fromEnvconfig(err error) error {
+	var pe *envconfig.ParseError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("config: %w", err)
+	}
+	return &Error{Var: pe.KeyName, Msg: fmt.Sprintf("must be %s, got %q", describeType(pe.TypeName), pe.Value)}
+}
+
+// describeType names what a field of the given Go type expects, for errors.
+func describeType(goType string) string {
+	switch goType {
+	case "time.Duration":
+		return "a duration such as 90s, 15m or 1h30m"
+	case "bool":
+		return "true or false"
+	case "int":
+		return "an integer"
+	default:
+		return "a valid " + goType
+	}
+}
+
+// setFromString parses s into v the way envconfig does for the field types
+// Config uses.
+func setFromString(v reflect.Value, s string) error {
+	switch x := v.Addr().Interface().(type) {
+	case *string:
+		*x = s
+	case *bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		*x = b
+	case *int:
+		n, err := strconv.ParseInt(s, 0, 0)
+		if err != nil {
+			return err
+		}
+		*x = int(n)
+	case *time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*x = d
+	case *[]string:
+		*x = nil
+		if strings.TrimSpace(s) != "" {
+			*x = strings.Split(s, ",")
+		}
+	default:
+		return fmt.Errorf("unsupported field type %s", v.Type())
+	}
+	return nil
+}

@@ -1,0 +1,461 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// apiURLs maps each DATACORE_ENV value to its access API base.
+var apiURLs = map[string]string{
+	"production": "https://token.connect.sportradar.com/v1",
+	"nonprod":    "https://token.stg.connect-nonprod.sportradar.dev/v1",
+	"sandpit":    "https://token.dev.connect-nonprod.sportradar.dev/v1",
+}
+
+// knownScopes are the read scopes documented by Datacore.
+var knownScopes = []string{
+	"read:stream_events",
+	"read:stream_statistics",
+	"read:stream_status",
+	"read:stream_play_by_play",
+	"read:stream_persons",
+	"read:stream_persons_catchup",
+	"read:stream_scoreboard",
+	"read:stream_tracking",
+	"read:stream_biometrics",
+	"read:stream_statistics_periods",
+	"read:response",
+}
+
+// scopeRE is the shape of a read scope.
+var scopeRE = regexp.MustCompile(`^read:[a-z0-9_]+$`)
+
+// KnownScopes returns the read scopes documented by Datacore. Validate accepts
+// other well-formed read scopes too.
+func KnownScopes() []string { return slices.Clone(knownScopes) }
+
+// APIURLFor returns the access API base (including /v1) for a DATACORE_ENV
+// value, and false for an unknown one.
+func APIURLFor(env string) (string, bool) {
+	u, ok := apiURLs[env]
+	return u, ok
+}
+
+// Validate completes c and checks every rule, returning the first problem as a
+// *Error. Completing means: DATACORE_ENV, log level and format are lower-cased;
+// the API URL is derived from DATACORE_ENV unless set, and loses a trailing '/';
+// the credential secret is read from DATACORE_CREDENTIAL_SECRET_FILE (surrounding
+// whitespace trimmed); fixture and venue IDs, scopes and NATS URLs are trimmed and
+// deduplicated. Validate may be called again on the result.
+func (c *Config) Validate() error {
+	checks := []func() error{
+		c.checkEnv,
+		c.checkCredentials,
+		c.checkSport,
+		c.checkIDs,
+		c.checkScopes,
+		c.checkQoS,
+		c.checkNATS,
+		c.checkSubjects,
+		c.checkHTTP,
+		c.checkFollow,
+		c.checkLog,
+		c.checkOAuth,
+		c.checkLimits,
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Level returns the slog level named by LogLevel (info when it is not valid).
+func (c *Config) Level() slog.Level {
+	switch strings.ToLower(c.LogLevel) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+func (c *Config) checkEnv() error {
+	c.Env = strings.ToLower(strings.TrimSpace(c.Env))
+	base, ok := apiURLs[c.Env]
+	if !ok {
+		return errorf("DATACORE_ENV", "must be production, nonprod or sandpit, got %q", c.Env)
+	}
+	if strings.TrimSpace(c.APIURL) == "" {
+		c.APIURL = base
+		return nil
+	}
+	u, err := checkHTTPURL(c.APIURL)
+	if err != nil {
+		return errorf("DATACORE_API_URL", "must be an absolute http or https URL, got %q", redactURL(c.APIURL))
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return errorf("DATACORE_API_URL", "must not have a query or fragment, got %q", redactURL(c.APIURL))
+	}
+	c.APIURL = strings.TrimRight(u.String(), "/")
+	return nil
+}
+
+// checkHTTPURL parses s as an absolute http or https URL with a host.
+func checkHTTPURL(s string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return nil, err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("not an absolute http or https URL")
+	}
+	return u, nil
+}
+
+func (c *Config) checkCredentials() error {
+	app := c.CredentialID != "" || c.CredentialSecret != "" || c.CredentialSecretFile != ""
+	user := c.UserIdentityToken != "" || c.ApplicationID != ""
+	switch {
+	case app && user:
+		return errorf("DATACORE_USER_IDENTITY_TOKEN", "cannot be combined with DATACORE_CREDENTIAL_ID: set application credentials or individual-user credentials, not both")
+	case !app && !user:
+		return errorf("DATACORE_CREDENTIAL_ID", "credentials are required: set DATACORE_CREDENTIAL_ID with DATACORE_CREDENTIAL_SECRET (or DATACORE_CREDENTIAL_SECRET_FILE), or DATACORE_USER_IDENTITY_TOKEN with DATACORE_APPLICATION_ID")
+	case user:
+		if c.UserIdentityToken == "" {
+			return errorf("DATACORE_USER_IDENTITY_TOKEN", "required with DATACORE_APPLICATION_ID")
+		}
+		if c.ApplicationID == "" {
+			return errorf("DATACORE_APPLICATION_ID", "required with DATACORE_USER_IDENTITY_TOKEN")
+		}
+		return nil
+	}
+	if c.CredentialSecretFile != "" && !c.secretFromFile {
+		if c.CredentialSecret != "" {
+			return errorf("DATACORE_CREDENTIAL_SECRET_FILE", "cannot be combined with DATACORE_CREDENTIAL_SECRET: set one of them")
+		}
+		b, err := os.ReadFile(c.CredentialSecretFile)
+		if err != nil {
+			return &Error{Var: "DATACORE_CREDENTIAL_SECRET_FILE", Msg: "cannot read the credential secret", Err: err}
+		}
+		secret := strings.TrimSpace(string(b))
+		if secret == "" {
+			return errorf("DATACORE_CREDENTIAL_SECRET_FILE", "file %q is empty", c.CredentialSecretFile)
+		}
+		c.CredentialSecret = secret
+		c.secretFromFile = true
+	}
+	if c.CredentialID == "" {
+		return errorf("DATACORE_CREDENTIAL_ID", "required with DATACORE_CREDENTIAL_SECRET")
+	}
+	if c.CredentialSecret == "" {
+		return errorf("DATACORE_CREDENTIAL_SECRET", "required with DATACORE_CREDENTIAL_ID (or set DATACORE_CREDENTIAL_SECRET_FILE)")
+	}
+	return nil
+}
+
+func (c *Config) checkSport() error {
+	c.Sport = strings.TrimSpace(c.Sport)
+	if c.Sport == "" {
+		return errorf("DATACORE_SPORT", "must not be empty")
+	}
+	if strings.IndexFunc(c.Sport, isSpaceOrControl) >= 0 {
+		return errorf("DATACORE_SPORT", "must not contain whitespace or control characters, got %q", c.Sport)
+	}
+	return nil
+}
+
+func (c *Config) checkIDs() error {
+	var err error
+	if c.Fixtures, err = cleanIDs("DATACORE_FIXTURES", c.Fixtures); err != nil {
+		return err
+	}
+	c.Venues, err = cleanIDs("DATACORE_VENUES", c.Venues)
+	return err
+}
+
+// cleanIDs trims and deduplicates a list of fixture or venue IDs, keeping the
+// first occurrence, and rejects IDs that cannot name a Datacore stream.
+func cleanIDs(name string, ids []string) ([]string, error) {
+	out := make([]string, 0, len(ids))
+	for i, raw := range ids {
+		id := strings.TrimSpace(raw)
+		if err := CheckID(id); err != nil {
+			if id == "" {
+				return nil, errorf(name, "empty ID at position %d (look for a stray comma)", i+1)
+			}
+			return nil, errorf(name, "%v", err)
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// CheckID reports why id cannot be a Datacore fixture or venue ID: it is empty,
+// or contains whitespace, a control character, '/', '+' or '#'. It returns nil
+// for an acceptable ID. IDs are not trimmed here.
+func CheckID(id string) error {
+	if id == "" {
+		return fmt.Errorf("empty ID")
+	}
+	if i := strings.IndexFunc(id, func(r rune) bool {
+		return isSpaceOrControl(r) || r == '/' || r == '+' || r == '#'
+	}); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(id[i:])
+		return fmt.Errorf("ID %q contains %q, which cannot appear in a Datacore ID", id, r)
+	}
+	return nil
+}
+
+func (c *Config) checkScopes() error {
+	var err error
+	if c.FixtureScopes, err = cleanScopes("DATACORE_FIXTURE_SCOPES", c.FixtureScopes); err != nil {
+		return err
+	}
+	c.VenueScopes, err = cleanScopes("DATACORE_VENUE_SCOPES", c.VenueScopes)
+	return err
+}
+
+// cleanScopes trims and deduplicates a list of scopes and checks that each is a
+// well-formed read scope.
+func cleanScopes(name string, scopes []string) ([]string, error) {
+	out := make([]string, 0, len(scopes))
+	for i, raw := range scopes {
+		s := strings.TrimSpace(raw)
+		switch {
+		case s == "":
+			return nil, errorf(name, "empty scope at position %d (look for a stray comma)", i+1)
+		case strings.HasPrefix(s, "write:"):
+			return nil, errorf(name, "%q is not a read scope: the bridge only subscribes to read: scopes", s)
+		case !scopeRE.MatchString(s):
+			return nil, errorf(name, "%q is not a scope: want read: followed by lower-case letters, digits or '_', e.g. read:stream_events", s)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errorf(name, "at least one scope is required")
+	}
+	return out, nil
+}
+
+func (c *Config) checkQoS() error {
+	if c.QoS != 0 && c.QoS != 1 {
+		return errorf("DATACORE_QOS", "must be 0 or 1, got %q", strconv.Itoa(c.QoS))
+	}
+	return nil
+}
+
+func (c *Config) checkNATS() error {
+	urls := make([]string, 0, len(c.NATSURLs))
+	for i, raw := range c.NATSURLs {
+		u := strings.TrimSpace(raw)
+		if u == "" {
+			return errorf("DATACORE_NATS_URL", "empty URL at position %d (look for a stray comma)", i+1)
+		}
+		if strings.IndexFunc(u, isSpaceOrControl) >= 0 {
+			return errorf("DATACORE_NATS_URL", "URL %q contains whitespace", redactURL(u))
+		}
+		if !slices.Contains(urls, u) {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return errorf("DATACORE_NATS_URL", "at least one NATS server is required")
+	}
+	c.NATSURLs = urls
+
+	// At most one way to authenticate.
+	auth := []struct{ name, value string }{
+		{"DATACORE_NATS_CREDS", c.NATSCreds},
+		{"DATACORE_NATS_NKEY", c.NATSNKey},
+		{"DATACORE_NATS_TOKEN", c.NATSToken},
+		{"DATACORE_NATS_USER", c.NATSUser + c.NATSPassword},
+	}
+	first := ""
+	for _, a := range auth {
+		if a.value == "" {
+			continue
+		}
+		if first != "" {
+			return errorf(a.name, "cannot be combined with %s: choose one way to authenticate to NATS", first)
+		}
+		first = a.name
+	}
+	if c.NATSPassword != "" && c.NATSUser == "" {
+		return errorf("DATACORE_NATS_USER", "required with DATACORE_NATS_PASSWORD")
+	}
+	if c.NATSUser != "" && c.NATSPassword == "" {
+		return errorf("DATACORE_NATS_PASSWORD", "required with DATACORE_NATS_USER")
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		if c.NATSTLSCert == "" {
+			return errorf("DATACORE_NATS_TLS_CERT", "required with DATACORE_NATS_TLS_KEY")
+		}
+		return errorf("DATACORE_NATS_TLS_KEY", "required with DATACORE_NATS_TLS_CERT")
+	}
+	files := []struct{ name, path string }{
+		{"DATACORE_NATS_CREDS", c.NATSCreds},
+		{"DATACORE_NATS_NKEY", c.NATSNKey},
+		{"DATACORE_NATS_TLS_CA", c.NATSTLSCA},
+		{"DATACORE_NATS_TLS_CERT", c.NATSTLSCert},
+		{"DATACORE_NATS_TLS_KEY", c.NATSTLSKey},
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := checkReadableFile(f.path); err != nil {
+			return &Error{Var: f.name, Msg: "cannot read the file", Err: err}
+		}
+	}
+	return nil
+}
+
+// checkReadableFile checks that path can be opened and is not a directory.
+func checkReadableFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	return nil
+}
+
+func (c *Config) checkSubjects() error {
+	c.SubjectPrefix = strings.TrimSpace(c.SubjectPrefix)
+	for tok := range strings.SplitSeq(c.SubjectPrefix, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*>") || strings.IndexFunc(tok, isSpaceOrControl) >= 0 {
+			return errorf("DATACORE_SUBJECT_PREFIX", "must be dot-separated non-empty tokens without whitespace, '*' or '>', got %q", c.SubjectPrefix)
+		}
+	}
+	c.Stream = strings.TrimSpace(c.Stream)
+	if c.Stream == "" {
+		return nil
+	}
+	if !c.JetStream {
+		return errorf("DATACORE_STREAM", "needs DATACORE_JETSTREAM=true")
+	}
+	if strings.ContainsAny(c.Stream, ".*>/\\") || strings.IndexFunc(c.Stream, isSpaceOrControl) >= 0 {
+		return errorf("DATACORE_STREAM", "a stream name must not contain whitespace, '.', '*', '>', '/' or '\\', got %q", c.Stream)
+	}
+	return nil
+}
+
+func (c *Config) checkHTTP() error {
+	c.HTTPAddr = strings.TrimSpace(c.HTTPAddr)
+	if c.HTTPAddr != "" {
+		_, port, err := net.SplitHostPort(c.HTTPAddr)
+		n, perr := strconv.ParseUint(port, 10, 16)
+		if err != nil || perr != nil || (port != "0" && n == 0) {
+			return errorf("DATACORE_HTTP_ADDR", "must be host:port (e.g. :8080 or 127.0.0.1:8080), or empty to disable, got %q", c.HTTPAddr)
+		}
+	}
+	if c.AdminToken != "" && strings.IndexFunc(c.AdminToken, isSpaceOrControl) >= 0 {
+		return errorf("DATACORE_ADMIN_TOKEN", "must not contain whitespace or control characters")
+	}
+	return nil
+}
+
+func (c *Config) checkFollow() error {
+	if len(c.Fixtures) > 0 || len(c.Venues) > 0 {
+		return nil
+	}
+	if c.AdminToken != "" && c.HTTPAddr != "" {
+		return nil
+	}
+	if c.AdminToken != "" {
+		return errorf("DATACORE_FIXTURES", "nothing to follow: DATACORE_ADMIN_TOKEN is set but DATACORE_HTTP_ADDR is empty, so no fixture can be added at run time; set DATACORE_FIXTURES or DATACORE_VENUES, or DATACORE_HTTP_ADDR")
+	}
+	return errorf("DATACORE_FIXTURES", "nothing to follow: set DATACORE_FIXTURES or DATACORE_VENUES, or DATACORE_ADMIN_TOKEN to add them at run time")
+}
+
+func (c *Config) checkLog() error {
+	c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return errorf("DATACORE_LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	c.LogFormat = strings.ToLower(strings.TrimSpace(c.LogFormat))
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return errorf("DATACORE_LOG_FORMAT", "must be json or text, got %q", c.LogFormat)
+	}
+	return nil
+}
+
+func (c *Config) checkOAuth() error {
+	parts := []struct{ name, value string }{
+		{"DATACORE_OAUTH_TOKEN_URL", c.OAuthTokenURL},
+		{"DATACORE_OAUTH_CLIENT_ID", c.OAuthClientID},
+		{"DATACORE_OAUTH_CLIENT_SECRET", c.OAuthClientSecret},
+	}
+	set := 0
+	for _, p := range parts {
+		if p.value != "" {
+			set++
+		}
+	}
+	if set == 0 {
+		if c.OAuthAudience != "" {
+			return errorf("DATACORE_OAUTH_AUDIENCE", "needs DATACORE_OAUTH_TOKEN_URL, DATACORE_OAUTH_CLIENT_ID and DATACORE_OAUTH_CLIENT_SECRET")
+		}
+		return nil
+	}
+	if set < len(parts) {
+		for _, p := range parts {
+			if p.value == "" {
+				return errorf(p.name, "required with the other DATACORE_OAUTH_ variables: set the token URL, client id and client secret together, or none of them")
+			}
+		}
+	}
+	if _, err := checkHTTPURL(c.OAuthTokenURL); err != nil {
+		return errorf("DATACORE_OAUTH_TOKEN_URL", "must be an absolute http or https URL, got %q", redactURL(c.OAuthTokenURL))
+	}
+	return nil
+}
+
+func (c *Config) checkLimits() error {
+	switch {
+	case c.StopAfterFinal < 0:
+		return errorf("DATACORE_STOP_AFTER_FINAL", "must not be negative (0 never stops), got %q", c.StopAfterFinal.String())
+	case c.MaxInflight < 1:
+		return errorf("DATACORE_MAX_INFLIGHT", "must be at least 1, got %q", strconv.Itoa(c.MaxInflight))
+	case c.DedupWindow <= 0:
+		return errorf("DATACORE_DEDUP_WINDOW", "must be positive, got %q", c.DedupWindow.String())
+	case c.ShutdownTimeout <= 0:
+		return errorf("DATACORE_SHUTDOWN_TIMEOUT", "must be positive, got %q", c.ShutdownTimeout.String())
+	}
+	return nil
+}
+
+// isSpaceOrControl reports whether r is whitespace or a control character.
+func isSpaceOrControl(r rune) bool {
+	return unicode.IsSpace(r) || unicode.IsControl(r)
+}

@@ -1,0 +1,282 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
+)
+
+// Supervisor is what the HTTP API needs from the component that keeps one live
+// stream per followed fixture or venue. Its methods are called concurrently from
+// request goroutines and must not block for long.
+type Supervisor interface {
+	// Follow starts following the stream of the given kind and ID. It reports
+	// whether the stream was added (false: it was already followed) and returns
+	// an error, without adding anything, when the ID cannot be followed.
+	Follow(kind access.Kind, id string) (added bool, err error)
+	// Unfollow stops following the stream and reports whether it was followed.
+	Unfollow(kind access.Kind, id string) (removed bool)
+	// Streams returns a snapshot of every followed stream.
+	Streams() []fixtures.StreamInfo
+	// Ready returns nil when every stream is connected or briefly
+	// reconnecting, else why not.
+	Ready() error
+}
+
+// Options configures the handler returned by New.
+type Options struct {
+	// Supervisor owns the followed streams. Required.
+	Supervisor Supervisor
+	// NATSReady returns nil while NATS is connected, else why not. Nil: NATS is
+	// not part of readiness.
+	NATSReady func() error
+	// AdminToken is the bearer token the mutations need. Empty: the admin API
+	// is disabled and mutations answer 403.
+	AdminToken string
+	// Metrics serves GET /metrics. Nil: /metrics answers 404.
+	Metrics http.Handler
+	// Logger receives one line per mutation and per refused admin request. Nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// handler serves the endpoints.
+type handler struct {
+	sup       Supervisor
+	natsReady func() error
+	metrics   http.Handler
+	logger    *slog.Logger
+	// tokenHash is the SHA-256 of the admin token; comparing fixed-length
+	// hashes in constant time reveals neither the token nor its length.
+	tokenHash [sha256.Size]byte
+	adminOn   bool
+}
+
+// New returns the handler for every endpoint (see the package documentation).
+// It panics if opts.Supervisor is nil.
+func New(opts Options) http.Handler {
+	if opts.Supervisor == nil {
+		panic("httpapi: New needs a Supervisor")
+	}
+	h := &handler{
+		sup:       opts.Supervisor,
+		natsReady: opts.NATSReady,
+		metrics:   opts.Metrics,
+		logger:    opts.Logger,
+		adminOn:   opts.AdminToken != "",
+	}
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	if h.adminOn {
+		h.tokenHash = sha256.Sum256([]byte(opts.AdminToken))
+	}
+	if h.metrics == nil {
+		h.metrics = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusNotFound, "metrics are not enabled")
+		})
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("GET /readyz", h.readyz)
+	mux.Handle("GET /metrics", h.metrics)
+	mux.HandleFunc("GET /v1/subscriptions", h.subscriptions)
+	for _, r := range []struct {
+		kind access.Kind
+		path string
+	}{
+		{access.Fixture, "/v1/fixtures/{id}"},
+		{access.Venue, "/v1/venues/{id}"},
+	} {
+		mux.Handle("PUT "+r.path, h.admin(h.follow(r.kind)))
+		mux.Handle("DELETE "+r.path, h.admin(h.unfollow(r.kind)))
+		mux.Handle(r.path, methodNotAllowed("PUT, DELETE"))
+	}
+	// A pattern with a method wins over the same path without one, so these
+	// answer only the other methods, in JSON like every other error.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/v1/subscriptions"} {
+		mux.Handle(path, methodNotAllowed("GET, HEAD"))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not found")
+	})
+	return mux
+}
+
+// NewServer returns an http.Server for handler on addr with timeouts suited to
+// these small requests, logging its own errors to logger (nil discards).
+func NewServer(addr string, handler http.Handler, logger *slog.Logger) *http.Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &http.Server{
+		Addr:              addr,
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok"))
+}
+
+// readiness is the body of /readyz.
+type readiness struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func (h *handler) readyz(w http.ResponseWriter, _ *http.Request) {
+	var reasons []string
+	if h.natsReady != nil {
+		if err := h.natsReady(); err != nil {
+			reasons = append(reasons, "nats: "+err.Error())
+		}
+	}
+	if err := h.sup.Ready(); err != nil {
+		reasons = append(reasons, "streams: "+err.Error())
+	}
+	if len(reasons) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, readiness{Status: "not ready", Reason: strings.Join(reasons, "; ")})
+		return
+	}
+	writeJSON(w, http.StatusOK, readiness{Status: "ready"})
+}
+
+func (h *handler) subscriptions(w http.ResponseWriter, _ *http.Request) {
+	streams := h.sup.Streams()
+	if streams == nil {
+		streams = []fixtures.StreamInfo{} // [] rather than null
+	}
+	writeJSON(w, http.StatusOK, streams)
+}
+
+// followed is the body of a successful PUT.
+type followed struct {
+	ID    string      `json:"id"`
+	Kind  access.Kind `json:"kind"`
+	Added bool        `json:"added"`
+}
+
+func (h *handler) follow(kind access.Kind) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		added, err := h.sup.Follow(kind, id)
+		if err != nil {
+			h.logger.Warn("follow refused", "kind", kind, "id", id, "error", err)
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		h.logger.Info("follow", "kind", kind, "id", id, "added", added)
+		status := http.StatusOK
+		if added {
+			status = http.StatusCreated
+		}
+		writeJSON(w, status, followed{ID: id, Kind: kind, Added: added})
+	}
+}
+
+func (h *handler) unfollow(kind access.Kind) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		removed := h.sup.Unfollow(kind, id)
+		h.logger.Info("unfollow", "kind", kind, "id", id, "removed", removed)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// errNoBearer and errBadToken say why an admin request was refused.
+var (
+	errNoBearer = errors.New("missing bearer token")
+	errBadToken = errors.New("invalid bearer token")
+)
+
+// admin lets a request through to next only with the admin bearer token.
+func (h *handler) admin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.adminOn {
+			h.refused(r, "admin API disabled")
+			writeError(w, http.StatusForbidden, "admin API disabled: set DATACORE_ADMIN_TOKEN to enable it")
+			return
+		}
+		if err := h.checkToken(r.Header.Get("Authorization")); err != nil {
+			h.refused(r, err.Error())
+			challenge := `Bearer realm="datacore-bridge"`
+			if errors.Is(err, errBadToken) {
+				challenge += `, error="invalid_token"`
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkToken checks an Authorization header value against the admin token.
+func (h *handler) checkToken(header string) error {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return errNoBearer
+	}
+	got := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) != 1 {
+		return errBadToken
+	}
+	return nil
+}
+
+// refused logs a refused admin request, without its credentials.
+func (h *handler) refused(r *http.Request, reason string) {
+	h.logger.Warn("admin request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", reason)
+}
+
+// methodNotAllowed answers 405 with the allowed methods.
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; allowed: "+allow)
+	})
+}
+
+// errorBody is the body of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeError writes {"error": msg} with status.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+// writeJSON writes v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"cannot encode the response"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,136 @@
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every collector the bridge exports. A nil *Metrics is not valid;
+// use New, or Discard in code that does not export metrics.
+type Metrics struct {
+	// Registry is where the collectors are registered.
+	Registry *prometheus.Registry
+
+	// Received counts MQTT messages received, by stream kind and message kind.
+	Received *prometheus.CounterVec
+	// Published counts messages NATS accepted (core) or acknowledged (JetStream).
+	Published *prometheus.CounterVec
+	// PublishErrors counts publishes that failed for good.
+	PublishErrors prometheus.Counter
+	// PublishRetries counts JetStream publishes sent again with the same message id.
+	PublishRetries prometheus.Counter
+	// Dropped counts messages the bridge received but did not publish, by reason.
+	Dropped *prometheus.CounterVec
+	// Duplicates counts messages suppressed because they were seen already.
+	Duplicates *prometheus.CounterVec
+	// AccessCalls counts access API calls, by outcome.
+	AccessCalls *prometheus.CounterVec
+	// Grants counts grants obtained.
+	Grants prometheus.Counter
+	// Rotations counts make-before-break rotations, by result.
+	Rotations *prometheus.CounterVec
+	// Reconnects counts connections re-established, by reason.
+	Reconnects *prometheus.CounterVec
+	// Connects counts MQTT connection attempts, by result.
+	Connects *prometheus.CounterVec
+	// Streams is the number of followed streams, by state.
+	Streams *prometheus.GaugeVec
+	// Latency observes MQTT receipt to NATS publish settled, in seconds.
+	Latency prometheus.Histogram
+	// Inflight is the number of messages received and not yet settled in NATS.
+	Inflight prometheus.Gauge
+	// InflightLimit is the configured bound on Inflight.
+	InflightLimit prometheus.Gauge
+	// FixturesFinished counts fixtures no longer followed because their status became final.
+	FixturesFinished prometheus.Counter
+	// DecompressErrors counts compressedData payloads that could not be inflated.
+	DecompressErrors prometheus.Counter
+	// NATSConnected is 1 while the NATS connection is up.
+	NATSConnected prometheus.Gauge
+}
+
+// New returns Metrics registered on a fresh registry, together with the Go runtime
+// and process collectors.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := build()
+	m.Registry = reg
+	reg.MustRegister(m.collectors()...)
+	return m
+}
+
+// Discard returns Metrics that are counted but registered nowhere.
+func Discard() *Metrics {
+	m := build()
+	m.Registry = prometheus.NewRegistry()
+	return m
+}
+
+func build() *Metrics {
+	const ns = "datacore"
+	return &Metrics{
+		Received: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_received_total",
+			Help: "MQTT messages received, by stream kind (fixture, venue) and message kind (events, statistics, ...)."},
+			[]string{"stream_kind", "kind"}),
+		Published: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_published_total",
+			Help: "Messages accepted by NATS (core) or acknowledged by JetStream."},
+			[]string{"stream_kind", "kind"}),
+		PublishErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "publish_errors_total",
+			Help: "Publishes that failed for good."}),
+		PublishRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "publish_retries_total",
+			Help: "JetStream publishes sent again with the same Nats-Msg-Id after a failed or late ack."}),
+		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_dropped_total",
+			Help: "Messages received but not published, by reason (publish_error, shutdown, unfollowed)."},
+			[]string{"reason"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "duplicates_suppressed_total",
+			Help: "Messages not published again because the same subject and payload were seen within the dedup window."},
+			[]string{"stream_kind"}),
+		AccessCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "access_calls_total",
+			Help: "Access API calls, by outcome (ok, unauthorized, forbidden, not_found, bad_request, rate_limited, server_error, malformed, transport)."},
+			[]string{"outcome"}),
+		Grants: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "grants_total",
+			Help: "Grants (signed URLs) obtained from the access API."}),
+		Rotations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rotations_total",
+			Help: "Make-before-break rotations to a new connection, by result (ok, failed)."},
+			[]string{"result"}),
+		Reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconnects_total",
+			Help: "Connections re-established after a loss, by reason (lost, lifetime, handshake_refused, error)."},
+			[]string{"reason"}),
+		Connects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "mqtt_connects_total",
+			Help: "MQTT connection attempts, by result (ok, handshake_refused, handshake_failed, connect_refused, subscribe_refused, error)."},
+			[]string{"result"}),
+		Streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "streams",
+			Help: "Followed fixtures and venues, by state."},
+			[]string{"state"}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "publish_latency_seconds",
+			Help:    "Time from MQTT receipt to the publish settled in NATS (accepted in core mode, acknowledged in JetStream mode).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
+		Inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_messages",
+			Help: "Messages received from MQTT and not yet settled in NATS (the buffer fill)."}),
+		InflightLimit: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_limit",
+			Help: "The bound on inflight_messages (DATACORE_MAX_INFLIGHT); at the bound the bridge stops reading MQTT."}),
+		FixturesFinished: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "fixtures_finished_total",
+			Help: "Fixtures no longer followed because their status became CONFIRMED, CANCELLED or ABANDONED."}),
+		DecompressErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decompress_errors_total",
+			Help: "compressedData payloads that could not be inflated and were published untouched."}),
+		NATSConnected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "nats_connected",
+			Help: "1 while the NATS connection is up, else 0."}),
+	}
+}
+
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		m.Received, m.Published, m.PublishErrors, m.PublishRetries, m.Dropped, m.Duplicates,
+		m.AccessCalls, m.Grants, m.Rotations, m.Reconnects, m.Connects, m.Streams, m.Latency,
+		m.Inflight, m.InflightLimit, m.FixturesFinished, m.DecompressErrors, m.NATSConnected,
+	}
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
