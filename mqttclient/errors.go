@@ -1,0 +1,180 @@
+package mqttclient
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	// ErrHandshakeRefused reports that the WebSocket upgrade was answered with
+	// HTTP 401 or 403: the signed URL has expired or its signature is not
+	// accepted, and only a new grant helps.
+	ErrHandshakeRefused = errors.New("mqttclient: websocket handshake refused")
+	// ErrHandshakeFailed reports that the WebSocket upgrade was answered with
+	// an HTTP status other than 101, 401 or 403 (for example 429 or 5xx).
+	ErrHandshakeFailed = errors.New("mqttclient: websocket handshake failed")
+	// ErrConnectRefused reports a CONNACK with a non-zero return code.
+	ErrConnectRefused = errors.New("mqttclient: connect refused")
+	// ErrSubscribeRefused reports a SUBACK return code of 0x80 for at least
+	// one topic, or a SUBACK that did not arrive within the connect timeout.
+	ErrSubscribeRefused = errors.New("mqttclient: subscribe refused")
+	// ErrConnectionLost reports that an established connection ended without
+	// Close being called.
+	ErrConnectionLost = errors.New("mqttclient: connection lost")
+)
+
+// HandshakeError is returned by Dial when the server answers the WebSocket
+// upgrade with an HTTP status other than 101. errors.Is matches it against
+// ErrHandshakeRefused for 401 and 403, and ErrHandshakeFailed otherwise.
+type HandshakeError struct {
+	// Status is the HTTP status code of the refused upgrade.
+	Status int
+	// RetryAfter is the server's Retry-After header (seconds or HTTP date),
+	// zero when absent or unparsable.
+	RetryAfter time.Duration
+}
+
+// Error describes the refused upgrade without the URL.
+func (e *HandshakeError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Unwrap().Error())
+	b.WriteString(": http ")
+	b.WriteString(strconv.Itoa(e.Status))
+	if t := http.StatusText(e.Status); t != "" {
+		b.WriteString(" ")
+		b.WriteString(strings.ToLower(t))
+	}
+	if e.RetryAfter > 0 {
+		b.WriteString(" (retry after ")
+		b.WriteString(e.RetryAfter.String())
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrHandshakeRefused for 401 and 403, else ErrHandshakeFailed.
+func (e *HandshakeError) Unwrap() error {
+	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+		return ErrHandshakeRefused
+	}
+	return ErrHandshakeFailed
+}
+
+// parseRetryAfter reads a Retry-After header value: delay-seconds or an
+// HTTP date (relative to now). It returns 0 when v is empty, unparsable or in
+// the past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		const maxSecs = int64(1<<63-1) / int64(time.Second)
+		if secs > maxSecs {
+			secs = maxSecs
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// redactor removes a signed URL's secrets from error text.
+type redactor struct {
+	secrets []string // longest first
+}
+
+// redactedText replaces each secret in error text.
+const redactedText = "REDACTED"
+
+// newRedactor collects the forms in which the URL's query and its
+// credential-bearing values could show up in an error string: the raw
+// query, and every value of a query parameter raw, decoded and re-encoded.
+func newRedactor(u *url.URL) redactor {
+	var r redactor
+	add := func(s string) {
+		if len(s) < 4 {
+			return // too short to be a secret; would mangle ordinary text
+		}
+		for _, have := range r.secrets {
+			if have == s {
+				return
+			}
+		}
+		r.secrets = append(r.secrets, s)
+	}
+	add(u.RawQuery)
+	if dec, err := url.QueryUnescape(u.RawQuery); err == nil {
+		add(dec)
+	}
+	for _, part := range strings.Split(u.RawQuery, "&") {
+		_, raw, _ := strings.Cut(part, "=")
+		add(raw)
+		if dec, err := url.QueryUnescape(raw); err == nil {
+			add(dec)
+			add(url.QueryEscape(dec))
+			add(url.PathEscape(dec))
+		}
+	}
+	add(u.Fragment)
+	add(u.User.String())
+	// Longest first, so that a value inside the raw query does not leave the
+	// rest of the query behind.
+	for i := 1; i < len(r.secrets); i++ {
+		for j := i; j > 0 && len(r.secrets[j]) > len(r.secrets[j-1]); j-- {
+			r.secrets[j], r.secrets[j-1] = r.secrets[j-1], r.secrets[j]
+		}
+	}
+	return r
+}
+
+// text returns s with every secret replaced.
+func (r redactor) text(s string) string {
+	for _, sec := range r.secrets {
+		if strings.Contains(s, sec) {
+			s = strings.ReplaceAll(s, sec, redactedText)
+		}
+	}
+	return s
+}
+
+// err returns err unchanged when its text holds no secret, else an error
+// with the secrets replaced that still unwraps to err (so errors.Is keeps
+// working).
+func (r redactor) err(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if clean := r.text(msg); clean != msg {
+		return &redactedError{msg: clean, err: err}
+	}
+	return err
+}
+
+// redactedError carries a cleaned message for an error whose own text held
+// a secret.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// errorf formats like fmt.Errorf and then redacts the whole message.
+func (r redactor) errorf(format string, args ...any) error {
+	return r.err(fmt.Errorf(format, args...))
+}

@@ -1,0 +1,364 @@
+package mqttclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	mpackets "github.com/mochi-mqtt/server/v2/packets"
+)
+
+// secretQuery is the query of every signed URL in these tests; none of the
+// secrets below may show up in an error or a log line.
+const secretQuery = "X-Amz-Algorithm=AWS4-HMAC-SHA256" +
+	"&X-Amz-Credential=ASIAEXAMPLESECRETID%2F20250101%2Fus-east-1%2Fiotdevicegateway%2Faws4_request" +
+	"&X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host" +
+	"&X-Amz-Signature=5ec2e7a1b0c9d8f7e6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3" +
+	"&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLESESSIONTOKEN%2Bsecret%2Fvalue%3D%3D"
+
+var secrets = []string{
+	"ASIAEXAMPLESECRETID",
+	"5ec2e7a1b0c9d8f7e6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3",
+	"FwoGZXIvYXdzEXAMPLESESSIONTOKEN",
+	"X-Amz-Signature",
+	"X-Amz-Security-Token",
+	"X-Amz-Credential",
+}
+
+func assertNoSecrets(t testing.TB, what, s string) {
+	t.Helper()
+	for _, sec := range secrets {
+		if strings.Contains(s, sec) {
+			t.Errorf("%s contains secret %q: %s", what, sec, s)
+		}
+	}
+}
+
+// signedURL returns a ws:// URL for addr carrying secretQuery.
+func signedURL(addr string) string {
+	return "ws://" + addr + "/mqtt?" + secretQuery
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(2 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// waitClosed fails unless ch is closed within timeout.
+func waitClosed(t testing.TB, ch <-chan struct{}, timeout time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(timeout):
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// checkGoroutines fails the test if, once every later cleanup has run, the
+// goroutine count does not come back to what it is now.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				n := runtime.Stack(buf, true)
+				t.Fatalf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:n])
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
+
+// logBuffer collects log output for secret checks.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// testLogger returns a debug logger whose output is checked for secrets at
+// the end of the test.
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	lb := &logBuffer{}
+	t.Cleanup(func() { assertNoSecrets(t, "log", lb.String()) })
+	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// recorder is a Handler that keeps every message.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []Message
+}
+
+func (r *recorder) handle(m Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, m)
+}
+
+func (r *recorder) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs)
+}
+
+func (r *recorder) all() []Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.msgs)
+}
+
+// brokerHook observes and steers the in-process broker.
+type brokerHook struct {
+	mochi.HookBase
+
+	refuseClient string // CONNACK refused for this client id
+	refuseTopic  string // SUBACK 0x80 for this filter
+
+	mu              sync.Mutex
+	subscribes      [][]string     // filters of every SUBSCRIBE, in order
+	qosComplete     map[string]int // PUBACKs that completed a QoS 1 flow, by client
+	disconnectsRead map[string]int // DISCONNECT packets read, by client
+	gone            map[string]int // connections ended, by client
+}
+
+func newBrokerHook() *brokerHook {
+	return &brokerHook{
+		qosComplete:     map[string]int{},
+		disconnectsRead: map[string]int{},
+		gone:            map[string]int{},
+	}
+}
+
+func (h *brokerHook) ID() string { return "test" }
+
+func (h *brokerHook) Provides(b byte) bool {
+	return slices.Contains([]byte{
+		mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSubscribe,
+		mochi.OnQosComplete, mochi.OnPacketRead, mochi.OnDisconnect,
+	}, b)
+}
+
+func (h *brokerHook) OnConnectAuthenticate(cl *mochi.Client, _ mpackets.Packet) bool {
+	return h.refuseClient == "" || cl.ID != h.refuseClient
+}
+
+func (h *brokerHook) OnACLCheck(_ *mochi.Client, topic string, write bool) bool {
+	return write || h.refuseTopic == "" || topic != h.refuseTopic
+}
+
+func (h *brokerHook) OnSubscribe(_ *mochi.Client, pk mpackets.Packet) mpackets.Packet {
+	filters := make([]string, 0, len(pk.Filters))
+	for _, f := range pk.Filters {
+		filters = append(filters, f.Filter)
+	}
+	h.mu.Lock()
+	h.subscribes = append(h.subscribes, filters)
+	h.mu.Unlock()
+	return pk
+}
+
+func (h *brokerHook) OnQosComplete(cl *mochi.Client, _ mpackets.Packet) {
+	h.mu.Lock()
+	h.qosComplete[cl.ID]++
+	h.mu.Unlock()
+}
+
+func (h *brokerHook) OnPacketRead(cl *mochi.Client, pk mpackets.Packet) (mpackets.Packet, error) {
+	if pk.FixedHeader.Type == mpackets.Disconnect {
+		h.mu.Lock()
+		h.disconnectsRead[cl.ID]++
+		h.mu.Unlock()
+	}
+	return pk, nil
+}
+
+func (h *brokerHook) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
+	h.mu.Lock()
+	h.gone[cl.ID]++
+	h.mu.Unlock()
+}
+
+func (h *brokerHook) subscribePackets() [][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.subscribes)
+}
+
+func (h *brokerHook) count(m map[string]int, id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return m[id]
+}
+
+// broker is an in-process mochi MQTT broker with its WebSocket listener.
+type broker struct {
+	srv  *mochi.Server
+	hook *brokerHook
+	addr string
+}
+
+// startBroker starts a broker on a free 127.0.0.1 port. mochi's WebSocket
+// listener binds its configured address itself and does not report the port
+// it got, so a free port is found first and the listener is then waited for.
+func startBroker(t testing.TB, hook *brokerHook) *broker {
+	t.Helper()
+	for attempt := 0; attempt < 5; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+
+		srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+		if err := srv.AddHook(hook, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: addr})); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Serve(); err != nil {
+			t.Fatal(err)
+		}
+		if listening(addr, 2*time.Second) {
+			b := &broker{srv: srv, hook: hook, addr: addr}
+			t.Cleanup(func() { _ = srv.Close() })
+			return b
+		}
+		_ = srv.Close() // port taken in the meantime: try another
+	}
+	t.Fatal("broker did not start listening")
+	return nil
+}
+
+// listening reports whether addr accepts an HTTP request within timeout.
+func listening(addr string, timeout time.Duration) bool {
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := client.Get("http://" + addr + "/")
+		if err == nil {
+			_ = resp.Body.Close()
+			client.CloseIdleConnections()
+			return true
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+	return false
+}
+
+func (b *broker) url() string { return signedURL(b.addr) }
+
+// publish sends a message through the broker's inline client.
+func (b *broker) publish(t testing.TB, topic string, payload []byte, qos byte) {
+	t.Helper()
+	if err := b.srv.Publish(topic, payload, false, qos); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
+
+// inflight returns the number of QoS 1 messages the broker awaits a PUBACK
+// for from client id.
+func (b *broker) inflight(id string) int {
+	cl, ok := b.srv.Clients.Get(id)
+	if !ok {
+		return -1
+	}
+	return cl.State.Inflight.Len()
+}
+
+// kick closes the client's connection from the broker side.
+func (b *broker) kick(t testing.TB, id string) {
+	t.Helper()
+	cl, ok := b.srv.Clients.Get(id)
+	if !ok {
+		t.Fatalf("client %q not connected", id)
+	}
+	cl.Stop(errors.New("kicked by test"))
+}
+
+// dial dials b with opts (URL filled in) and closes the Conn at cleanup.
+func dial(t *testing.T, opts Options) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, opts)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// fakeBroker serves one WebSocket upgrade per connection and hands the raw
+// gorilla connection to serve; it is a scripted peer for framing tests and
+// benchmarks.
+func fakeBroker(t testing.TB, serve func(ws *websocket.Conn)) string {
+	t.Helper()
+	up := websocket.Upgrader{Subprotocols: []string{"mqtt"}}
+	var (
+		mu     sync.Mutex
+		closed bool
+		wg     sync.WaitGroup
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if closed {
+			mu.Unlock()
+			return
+		}
+		wg.Add(1)
+		mu.Unlock()
+		defer wg.Done()
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		serve(ws)
+	}))
+	t.Cleanup(func() {
+		mu.Lock()
+		closed = true
+		mu.Unlock()
+		srv.Close()
+		wg.Wait()
+	})
+	return signedURL(strings.TrimPrefix(srv.URL, "http://"))
+}

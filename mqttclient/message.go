@@ -1,0 +1,33 @@
+package mqttclient
+
+import mqtt "github.com/eclipse/paho.mqtt.golang"
+
+// Message is one PUBLISH received from the broker.
+type Message struct {
+	// Topic is the topic the message was published on.
+	Topic string
+	// Payload is the message body as decoded by the MQTT client: a slice
+	// allocated for this message alone and never reused, so the receiver may
+	// keep it (and pass it on without copying) for as long as it likes, as
+	// long as nobody modifies it.
+	Payload []byte
+	// QoS is the QoS the message was delivered with (0 or 1).
+	QoS byte
+	// Duplicate is the DUP flag: the broker may have sent it before.
+	Duplicate bool
+
+	ack mqtt.Message // set only with Options.ManualAck
+}
+
+// Ack acknowledges a QoS 1 message to the broker (PUBACK) when the
+// connection was dialled with Options.ManualAck; otherwise, and for QoS 0,
+// it does nothing. Only the first call sends anything. It may be called from
+// any goroutine, during or after the Handler, and may block briefly while the
+// connection's writer is busy. Once the connection has ended the
+// acknowledgement is dropped; sessions are clean, so the broker does not
+// redeliver the message on a later connection either.
+func (m Message) Ack() {
+	if m.ack != nil {
+		m.ack.Ack()
+	}
+}

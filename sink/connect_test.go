@@ -1,0 +1,430 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testPKI is a self-signed CA with a server certificate for 127.0.0.1 and a client
+// certificate, written as PEM files.
+type testPKI struct {
+	caFile, serverCert, serverKey, clientCert, clientKey string
+}
+
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "sink test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, keyPEM []byte) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: "sink test"},
+			NotBefore:    now.Add(-time.Hour),
+			NotAfter:     now.Add(time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+			IPAddresses:  ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	}
+	sc, sk := leaf(2, x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
+	cc, ck := leaf(3, x509.ExtKeyUsageClientAuth, nil)
+	return testPKI{
+		caFile:     writeFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
+		serverCert: writeFile(t, "server.pem", sc),
+		serverKey:  writeFile(t, "server-key.pem", sk),
+		clientCert: writeFile(t, "client.pem", cc),
+		clientKey:  writeFile(t, "client-key.pem", ck),
+	}
+}
+
+// operatorSetup returns server options for operator (JWT) mode and a creds file for a
+// user of its one account.
+func operatorSetup(t *testing.T) (func(*server.Options), string) {
+	t.Helper()
+	okp, err := nkeys.CreateOperator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opub, _ := okp.PublicKey()
+	oc := jwt.NewOperatorClaims(opub)
+	if _, err := oc.Encode(okp); err != nil {
+		t.Fatal(err)
+	}
+	akp, _ := nkeys.CreateAccount()
+	apub, _ := akp.PublicKey()
+	ajwt, err := jwt.NewAccountClaims(apub).Encode(okp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ukp, _ := nkeys.CreateUser()
+	upub, _ := ukp.PublicKey()
+	ujwt, err := jwt.NewUserClaims(upub).Encode(akp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	useed, _ := ukp.Seed()
+	creds, err := jwt.FormatUserConfig(ujwt, useed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := &server.MemAccResolver{}
+	if err := resolver.Store(apub, ajwt); err != nil {
+		t.Fatal(err)
+	}
+	mod := func(o *server.Options) {
+		o.JetStream = false
+		o.TrustedOperators = []*jwt.OperatorClaims{oc}
+		o.AccountResolver = resolver
+	}
+	return mod, writeFile(t, "user.creds", creds)
+}
+
+func TestConnectAuth(t *testing.T) {
+	ukp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	upub, _ := ukp.PublicKey()
+	useed, _ := ukp.Seed()
+	seedFile := writeFile(t, "user.nk", useed)
+	opMod, credsFile := operatorSetup(t)
+	pki := newTestPKI(t)
+
+	tests := []struct {
+		name   string
+		server func(*server.Options)
+		client func(*ConnectOptions)
+		tls    bool
+	}{
+		{
+			name:   "no auth",
+			server: nil,
+			client: nil,
+		},
+		{
+			name:   "user password",
+			server: func(o *server.Options) { o.Username, o.Password = "bridge", "s3cret-pw" },
+			client: func(c *ConnectOptions) { c.User, c.Password = "bridge", "s3cret-pw" },
+		},
+		{
+			name:   "token",
+			server: func(o *server.Options) { o.Authorization = "s3cret-token" },
+			client: func(c *ConnectOptions) { c.Token = "s3cret-token" },
+		},
+		{
+			name:   "nkey",
+			server: func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: upub}} },
+			client: func(c *ConnectOptions) { c.NKeyFile = seedFile },
+		},
+		{
+			name:   "creds",
+			server: opMod,
+			client: func(c *ConnectOptions) { c.CredsFile = credsFile },
+		},
+		{
+			name: "tls with client certificate",
+			server: func(o *server.Options) {
+				tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+					CertFile: pki.serverCert, KeyFile: pki.serverKey, CaFile: pki.caFile, Verify: true,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.TLSConfig = tc
+				o.TLS = true
+				o.TLSVerify = true
+				o.TLSTimeout = 5
+			},
+			client: func(c *ConnectOptions) {
+				c.TLSCA, c.TLSCert, c.TLSKey = pki.caFile, pki.clientCert, pki.clientKey
+			},
+			tls: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := runServer(t, func(o *server.Options) {
+				o.JetStream = false
+				if tt.server != nil {
+					tt.server(o)
+				}
+			})
+			nc := connect(t, s, tt.client)
+			if err := Ready(nc); err != nil {
+				t.Fatalf("Ready: %v", err)
+			}
+			if tt.tls && !nc.TLSRequired() {
+				t.Fatal("connection is not TLS")
+			}
+			sub, err := nc.SubscribeSync("auth.check")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Publish("auth.check", []byte("ok")); err != nil {
+				t.Fatal(err)
+			}
+			if m := recv(t, sub); string(m.Data) != "ok" {
+				t.Fatalf("got %q", m.Data)
+			}
+		})
+	}
+}
+
+func TestConnectRefused(t *testing.T) {
+	pki := newTestPKI(t)
+	otherPKI := newTestPKI(t)
+	tlsServer := func(o *server.Options) {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: pki.serverCert, KeyFile: pki.serverKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.TLSConfig, o.TLS, o.TLSTimeout = tc, true, 5
+	}
+	tests := []struct {
+		name    string
+		server  func(*server.Options)
+		client  func(*ConnectOptions)
+		wantErr error
+		wantMsg string
+	}{
+		{
+			name:    "wrong password",
+			server:  func(o *server.Options) { o.Username, o.Password = "bridge", "right-pw" },
+			client:  func(c *ConnectOptions) { c.User, c.Password = "bridge", "wrong-pw" },
+			wantErr: nats.ErrAuthorization,
+			wantMsg: "authorization violation",
+		},
+		{
+			name:    "missing token",
+			server:  func(o *server.Options) { o.Authorization = "tok-123" },
+			client:  nil,
+			wantErr: nats.ErrAuthorization,
+			wantMsg: "authorization violation",
+		},
+		{
+			name:    "unknown CA",
+			server:  tlsServer,
+			client:  func(c *ConnectOptions) { c.TLSCA = otherPKI.caFile },
+			wantMsg: "certificate",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := runServer(t, func(o *server.Options) {
+				o.JetStream = false
+				tt.server(o)
+			})
+			var logs syncBuffer
+			o := ConnectOptions{URLs: s.ClientURL(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			if tt.client != nil {
+				tt.client(&o)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			nc, err := Connect(ctx, o)
+			if err == nil {
+				nc.Close()
+				t.Fatal("Connect succeeded")
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(strings.ToLower(err.Error()), tt.wantMsg) {
+				t.Fatalf("err = %q, want it to mention %q", err, tt.wantMsg)
+			}
+			t.Logf("err: %v; logs: %s", err, logs.String())
+			for _, secret := range []string{"right-pw", "wrong-pw", "tok-123"} {
+				if strings.Contains(err.Error(), secret) || strings.Contains(logs.String(), secret) {
+					t.Fatalf("secret %q leaked: err %q, logs %q", secret, err, logs.String())
+				}
+			}
+		})
+	}
+}
+
+func TestConnectBeforeServerStarts(t *testing.T) {
+	// Reserve a port, free it, and start the server there only after Connect returned.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	var logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := Connect(ctx, ConnectOptions{
+		URLs:          "nats://bridge:pw-xyz@127.0.0.1:" + itoa(port),
+		ReconnectWait: 20 * time.Millisecond,
+		Logger:        slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatalf("Connect with no server up: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	if err := Ready(nc); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Ready before the server is up = %v, want ErrNotConnected", err)
+	}
+
+	_, opts := runServerOnPort(t, port, func(o *server.Options) {
+		o.JetStream = false
+		o.Username, o.Password = "bridge", "pw-xyz"
+	})
+	_ = opts
+	waitStatus(t, nc, nats.CONNECTED)
+	if err := Ready(nc); err != nil {
+		t.Fatalf("Ready after the server came up: %v", err)
+	}
+	if strings.Contains(logs.String(), "pw-xyz") {
+		t.Fatalf("password in logs: %s", logs.String())
+	}
+	// The connected callback runs on nats.go's callback goroutine, after the status change.
+	eventually(t, func() bool { return strings.Contains(logs.String(), "nats connected") }, "connected log")
+}
+
+func TestConnectCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Connect(ctx, ConnectOptions{URLs: "nats://127.0.0.1:1"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Connect with canceled ctx = %v", err)
+	}
+}
+
+func TestConnectOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    ConnectOptions
+		wantErr bool
+	}{
+		{name: "defaults", opts: ConnectOptions{}},
+		{name: "urls", opts: ConnectOptions{URLs: "nats://a:4222, nats://b:4222"}},
+		{name: "only commas", opts: ConnectOptions{URLs: " , "}, wantErr: true},
+		{name: "two auth methods", opts: ConnectOptions{Token: "t", User: "u"}, wantErr: true},
+		{name: "creds and nkey", opts: ConnectOptions{CredsFile: "a", NKeyFile: "b"}, wantErr: true},
+		{name: "password without user", opts: ConnectOptions{Password: "p"}, wantErr: true},
+		{name: "cert without key", opts: ConnectOptions{TLSCert: "c"}, wantErr: true},
+		{name: "host without scheme", opts: ConnectOptions{URLs: "127.0.0.1:4222"}},
+		{name: "bad url", opts: ConnectOptions{URLs: "nats://u:pw@host:port"}, wantErr: true},
+		{name: "negative buffer", opts: ConnectOptions{ReconnectBufSize: -1}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.opts.Validate()
+			if tt.wantErr != (err != nil) {
+				t.Fatalf("Validate = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrInvalidOptions) {
+				t.Fatalf("error %v does not wrap ErrInvalidOptions", err)
+			}
+			if err != nil && strings.Contains(err.Error(), "pw") {
+				t.Fatalf("error %q quotes the password", err)
+			}
+		})
+	}
+}
+
+func TestConnectUnreadableNKeyFile(t *testing.T) {
+	_, err := Connect(context.Background(), ConnectOptions{NKeyFile: filepath.Join(t.TempDir(), "missing.nk")})
+	if err == nil || !strings.Contains(err.Error(), "missing.nk") {
+		t.Fatalf("Connect = %v, want an error naming the file", err)
+	}
+}
+
+func TestReady(t *testing.T) {
+	if err := Ready(nil); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Ready(nil) = %v", err)
+	}
+	s, _ := runServer(t, func(o *server.Options) { o.JetStream = false })
+	nc := connect(t, s, nil)
+	if err := Ready(nc); err != nil {
+		t.Fatalf("Ready = %v", err)
+	}
+	nc.Close()
+	err := Ready(nc)
+	if !errors.Is(err, ErrNotConnected) || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("Ready after Close = %v", err)
+	}
+}
