@@ -1,0 +1,175 @@
+// Command datacore-sim runs the local Datacore emulator: the access API and
+// the MQTT-over-WebSocket broker with a synthetic basketball feed, on one
+// listener, until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/sim"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runArgs(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// runArgs parses args, runs the emulator until ctx ends and returns the exit code:
+// 0 after a signal or -h, 1 when the emulator cannot start, 2 on bad flags.
+func runArgs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, logCfg, refuse, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "datacore-sim:", err)
+		return 2
+	}
+	logger, err := newLogger(stderr, logCfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "datacore-sim:", err)
+		return 2
+	}
+	o.Logger = logger
+
+	s, err := sim.Start(ctx, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "datacore-sim:", err)
+		return 1
+	}
+	if refuse > 0 {
+		s.RefuseHandshakes(refuse)
+	}
+	printEnv(stdout, s, o)
+
+	<-ctx.Done()
+	logger.Info("stopping", "stats", fmt.Sprintf("%+v", s.Stats()))
+	if err := s.Close(); err != nil {
+		logger.Warn("stop", "error", err)
+	}
+	return 0
+}
+
+type logConfig struct{ level, format string }
+
+func parseFlags(args []string, stderr io.Writer) (sim.Options, logConfig, time.Duration, error) {
+	var (
+		o        sim.Options
+		lc       logConfig
+		refuse   time.Duration
+		scopes   string
+		fixtures string
+		venues   string
+	)
+	fs := flag.NewFlagSet("datacore-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: datacore-sim [flags]
+
+Runs a local emulator of the Datacore streaming service: the access API under
+/v1 and an MQTT broker over WebSocket at /mqtt, on one listener. On start it
+prints the environment a datacore-bridge needs to use it. Stop it with Ctrl-C.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.Addr, "listen", "127.0.0.1:8089", "listen address of the access API and the broker")
+	fs.StringVar(&o.CredentialID, "credential-id", "sim-credential", "accepted application credential id")
+	fs.StringVar(&o.CredentialSecret, "credential-secret", "sim-secret", "accepted application credential secret")
+	fs.StringVar(&o.UserIdentityToken, "user-identity-token", "", "accepted individual-user identity token (with -application-id)")
+	fs.StringVar(&o.ApplicationID, "application-id", "", "accepted application id of individual-user credentials")
+	fs.StringVar(&o.Sport, "sport", "basketball", "the only sport access calls may ask for")
+	fs.StringVar(&scopes, "scopes", strings.Join(sim.ReadScopes, ","), "comma-separated scopes the customer holds; asking for another one answers 403")
+	fs.StringVar(&fixtures, "fixtures", "sim-fixture-1", "comma-separated known fixture IDs")
+	fs.StringVar(&venues, "venues", "sim-venue-1", "comma-separated known venue IDs")
+	fs.DurationVar(&o.GrantTTL, "grant-ttl", time.Hour, "validity of signed URLs (X-Amz-Expires, whole seconds)")
+	fs.DurationVar(&o.ConnLifetime, "conn-lifetime", 24*time.Hour, "a connection is closed this long after its CONNECT")
+	fs.BoolVar(&o.StableTopics, "stable-topics", false, "keep topic names the same across grants (by default they change with every grant)")
+	fs.IntVar(&o.MaxInflight, "max-inflight", 100, "unacknowledged QoS 1 messages held per client before the broker drops")
+	fs.Float64Var(&o.Feed.Rate, "rate", 10, "messages per second per fixture, across its scopes")
+	fs.Float64Var(&o.Feed.ScoreboardRate, "scoreboard-rate", 10, "scoreboard messages per second per venue while the clock runs")
+	fs.BoolVar(&o.Feed.Flood, "flood", false, "publish as fast as subscribers take (benchmarks); ignores -rate")
+	fs.IntVar(&o.Feed.PayloadSize, "payload-size", 0, "pad messages to about this many bytes (at most 131072)")
+	fs.BoolVar(&o.Feed.Compress, "compress", false, "send compressedData (base64 of zlib JSON) instead of data")
+	fs.DurationVar(&o.Feed.GameLength, "game-length", 0, "game length from a fixture's first grant, then FINISHED and CONFIRMED; 0 endless")
+	fs.Float64Var(&o.Faults.Access500, "fault-500", 0, "share (0..1) of access calls answering 500")
+	fs.Float64Var(&o.Faults.Access429, "fault-429", 0, "share (0..1) of access calls answering 429 with Retry-After")
+	fs.Float64Var(&o.Faults.AccessSlow, "fault-slow", 0, "share (0..1) of access calls answered after -slow-delay")
+	fs.Float64Var(&o.Faults.AccessGarbage, "fault-garbage", 0, "share (0..1) of access calls answering 200 with malformed JSON")
+	fs.DurationVar(&o.Faults.RetryAfter, "retry-after", time.Second, "Retry-After of 429 answers")
+	fs.DurationVar(&o.Faults.SlowDelay, "slow-delay", 2*time.Second, "delay of slow access answers")
+	fs.DurationVar(&o.Faults.DisconnectEvery, "disconnect-every", 0, "close every MQTT connection each period; 0 never")
+	fs.DurationVar(&refuse, "refuse-handshakes", 0, "refuse every WebSocket upgrade (403) for this long after start")
+	fs.StringVar(&lc.level, "log-level", "info", "debug, info, warn or error (debug includes the broker's own logs)")
+	fs.StringVar(&lc.format, "log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return o, lc, 0, err
+	}
+	if fs.NArg() > 0 {
+		return o, lc, 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.Scopes = splitList(scopes)
+	o.Fixtures = splitList(fixtures)
+	o.Venues = splitList(venues)
+	if (o.UserIdentityToken == "") != (o.ApplicationID == "") {
+		return o, lc, 0, errors.New("-user-identity-token and -application-id go together")
+	}
+	return o, lc, refuse, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newLogger(w io.Writer, c logConfig) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	switch c.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return nil, fmt.Errorf("-log-format: %q is neither text nor json", c.format)
+}
+
+// printEnv prints what a bridge needs to use the emulator, as shell exports.
+// The credentials are the emulator's own, not Datacore's.
+func printEnv(w io.Writer, s *sim.Server, o sim.Options) {
+	fmt.Fprintf(w, "# Datacore emulator: access API %s, broker ws://%s/mqtt\n", s.APIURL(), s.Addr())
+	fmt.Fprintf(w, "export DATACORE_API_URL=%s\n", s.APIURL())
+	if o.CredentialID != "" {
+		fmt.Fprintf(w, "export DATACORE_CREDENTIAL_ID=%s\n", o.CredentialID)
+		fmt.Fprintf(w, "export DATACORE_CREDENTIAL_SECRET=%s\n", o.CredentialSecret)
+	} else if o.UserIdentityToken != "" {
+		fmt.Fprintf(w, "export DATACORE_USER_IDENTITY_TOKEN=%s\n", o.UserIdentityToken)
+		fmt.Fprintf(w, "export DATACORE_APPLICATION_ID=%s\n", o.ApplicationID)
+	}
+	fmt.Fprintf(w, "export DATACORE_SPORT=%s\n", o.Sport)
+	fmt.Fprintf(w, "export DATACORE_FIXTURES=%s\n", strings.Join(o.Fixtures, ","))
+	fmt.Fprintf(w, "export DATACORE_VENUES=%s\n", strings.Join(o.Venues, ","))
+	fmt.Fprintln(w, "export DATACORE_INCLUDE_PORT=true")
+}

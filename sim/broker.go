@@ -1,0 +1,450 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+const (
+	listenerID         = "datacore-sim"
+	maxTopicsPerSub    = 8  // AWS IoT: topics in one SUBSCRIBE
+	maxSubsPerConn     = 50 // AWS IoT: subscriptions per connection
+	connectWait        = 10 * time.Second
+	outboundQueue      = 1024 // packets queued per client before the broker drops
+	maxIncomingMessage = 256 << 10
+)
+
+// Reasons a connection is closed by the emulator.
+var (
+	errLifetime      = errors.New("connection lifetime reached")
+	errDisconnectAll = errors.New("disconnected by the emulator")
+	errTooManyTopics = errors.New("too many topics in one SUBSCRIBE")
+	errTooManySubs   = errors.New("too many subscriptions on one connection")
+)
+
+// session is one accepted MQTT connection.
+type session struct {
+	cl    *mqtt.Client
+	g     *grant
+	timer *time.Timer
+	subs  atomic.Pointer[map[string]byte] // subscribed topic -> granted QoS
+	// offered counts QoS 0 messages handed to the broker for this client,
+	// written those written to it or dropped: the difference paces Flood.
+	offered, written atomic.Int64
+}
+
+func (ss *session) stopTimer() {
+	if ss.timer != nil {
+		ss.timer.Stop()
+	}
+}
+
+// qos returns the QoS the session subscribed topic with, and whether it did.
+func (ss *session) qos(topic string) (byte, bool) {
+	m := ss.subs.Load()
+	if m == nil {
+		return 0, false
+	}
+	q, ok := (*m)[topic]
+	return q, ok
+}
+
+func (s *Server) startBroker() error {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1 // AWS IoT: QoS 0 and 1 only; a QoS 2 subscription is granted as 1
+	caps.MaximumInflight = uint16(min(s.opts.MaxInflight, math.MaxUint16))
+	caps.MaximumClientWritesPending = outboundQueue
+	caps.MaximumSessionExpiryInterval = 3600
+	caps.WildcardSubAvailable = 0
+	caps.SharedSubAvailable = 0
+
+	b := mqtt.New(&mqtt.Options{
+		InlineClient:             true,
+		Capabilities:             caps,
+		Logger:                   brokerLogger(s.log),
+		SysTopicResendInterval:   3600,
+		ClientNetWriteBufferSize: 32 << 10,
+		ClientNetReadBufferSize:  4 << 10,
+	})
+	if err := b.AddHook(&hook{s: s}, nil); err != nil {
+		return err
+	}
+	if err := b.AddListener(wsListener{}); err != nil {
+		return err
+	}
+	s.broker = b
+	return b.Serve()
+}
+
+// brokerLogger passes the broker's own logs on only when debug is enabled:
+// it logs every refused client at warn level.
+func brokerLogger(l *slog.Logger) *slog.Logger {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return l.With("component", "mqtt")
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+var upgrader = websocket.Upgrader{
+	Subprotocols:    []string{"mqtt"},
+	ReadBufferSize:  16 << 10,
+	WriteBufferSize: 32 << 10,
+	CheckOrigin:     func(*http.Request) bool { return true },
+}
+
+// handleMQTT checks the signed URL, upgrades to WebSocket and hands the
+// connection to the broker until it ends.
+func (s *Server) handleMQTT(w http.ResponseWriter, r *http.Request) {
+	g, err := s.verifyURL(r.URL.Query())
+	if err != nil {
+		s.stats.handshakesRefused.Add(1)
+		s.log.Debug("handshake refused", "reason", err.Error(), "remote", r.RemoteAddr)
+		writePlain(w, http.StatusForbidden, `{"message":"Forbidden"}`)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) || !slices.Contains(websocket.Subprotocols(r), "mqtt") {
+		s.stats.handshakesRefused.Add(1)
+		writePlain(w, http.StatusBadRequest, `{"message":"a WebSocket upgrade with subprotocol mqtt is required"}`)
+		return
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.stats.handshakesRefused.Add(1)
+		return // the upgrader answered
+	}
+	ws.SetReadLimit(maxIncomingMessage)
+	c := &wsConn{Conn: ws.UnderlyingConn(), ws: ws, grant: g}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	s.pending[c] = struct{}{}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	s.stats.handshakesOK.Add(1)
+
+	defer func() {
+		_ = c.Close()
+		s.mu.Lock()
+		delete(s.pending, c)
+		s.mu.Unlock()
+		s.connWG.Done()
+	}()
+	_ = c.SetDeadline(time.Now().Add(connectWait)) // the broker moves it on after CONNECT
+	if err := s.broker.EstablishConnection(listenerID, c); err != nil {
+		s.log.Debug("mqtt connection ended", "client", g.clientID, "reason", err.Error())
+	}
+}
+
+func writePlain(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+// DisconnectAll closes every MQTT connection and returns how many it closed.
+func (s *Server) DisconnectAll() int {
+	s.mu.Lock()
+	cls := make([]*mqtt.Client, 0, len(s.sessions))
+	for cl := range s.sessions {
+		cls = append(cls, cl)
+	}
+	s.mu.Unlock()
+	for _, cl := range cls {
+		s.kick(cl, errDisconnectAll)
+	}
+	return len(cls)
+}
+
+// kick closes a client's connection the way AWS IoT does: no DISCONNECT, the socket closes.
+func (s *Server) kick(cl *mqtt.Client, cause error) {
+	if cl.Closed() {
+		return
+	}
+	s.stats.disconnects.Add(1)
+	s.log.Info("closing connection", "client", cl.ID, "reason", cause.Error())
+	cl.Stop(cause)
+}
+
+// wsConn adapts a WebSocket to the net.Conn the broker reads MQTT from. It
+// remembers the grant whose signed URL opened it.
+type wsConn struct {
+	net.Conn // the underlying connection: addresses, deadlines, Close
+	ws       *websocket.Conn
+	r        io.Reader // the current message, or nil
+	grant    *grant
+	session  atomic.Pointer[session]
+}
+
+var errNotBinary = errors.New("websocket message is not binary")
+
+// Read reads MQTT bytes across WebSocket messages.
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			op, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if op != websocket.BinaryMessage {
+				return 0, errNotBinary
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+// Write sends p as one binary WebSocket message. The broker serialises writes.
+func (c *wsConn) Write(p []byte) (int, error) {
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// wsListener registers the emulator's WebSocket endpoint with the broker,
+// so that closing the broker disconnects its clients. Connections arrive
+// through Server.handleMQTT, not through Serve.
+type wsListener struct{}
+
+func (wsListener) Init(*slog.Logger) error              { return nil }
+func (wsListener) Serve(listeners.EstablishFn)          {}
+func (wsListener) ID() string                           { return listenerID }
+func (wsListener) Address() string                      { return "/mqtt" }
+func (wsListener) Protocol() string                     { return "ws" }
+func (wsListener) Close(closeClients listeners.CloseFn) { closeClients(listenerID) }
+
+// hook enforces the grant rules in the broker and keeps the sessions.
+type hook struct {
+	mqtt.HookBase
+	s *Server
+}
+
+func (h *hook) ID() string { return "datacore-sim" }
+
+func (h *hook) Provides(b byte) bool {
+	return slices.Contains([]byte{
+		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent,
+		mqtt.OnQosComplete, mqtt.OnPublishDropped,
+	}, b)
+}
+
+func connOf(cl *mqtt.Client) *wsConn {
+	c, _ := cl.Net.Conn.(*wsConn)
+	return c
+}
+
+// OnConnectAuthenticate lets only the granted client id CONNECT on a signed URL.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	c := connOf(cl)
+	if c == nil || cl.ID != c.grant.clientID {
+		h.s.stats.connectsRefused.Add(1)
+		h.s.log.Info("connect refused", "reason", "client id not granted on this URL", "client", cl.ID)
+		return false
+	}
+	return true
+}
+
+// OnACLCheck allows subscribing to (and receiving from) the grant's read
+// topics, and publishing to its write topics.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	c := connOf(cl)
+	if c == nil {
+		return false
+	}
+	read, ok := c.grant.allowed[topic]
+	return ok && read != write
+}
+
+// OnSessionEstablish counts a session take-over: the broker disconnects the
+// older connection with the same client id right after.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if old, ok := h.s.broker.Clients.Get(cl.ID); ok && !old.Closed() {
+		h.s.stats.kicks.Add(1)
+		h.s.log.Info("client id taken over", "client", cl.ID)
+	}
+}
+
+// OnSessionEstablished starts the connection's lifetime.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	c := connOf(cl)
+	if c == nil {
+		return
+	}
+	s := h.s
+	ss := &session{cl: cl, g: c.grant}
+	ss.subs.Store(&map[string]byte{})
+	c.session.Store(ss)
+	s.mu.Lock()
+	ss.timer = time.AfterFunc(s.opts.ConnLifetime, func() { s.kick(cl, errLifetime) })
+	s.sessions[cl] = ss
+	c.grant.conns++
+	s.refreshSessionsLocked(c.grant)
+	s.mu.Unlock()
+	s.stats.connects.Add(1)
+	s.log.Info("client connected", "client", cl.ID)
+}
+
+// OnDisconnect forgets the session.
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	s := h.s
+	s.mu.Lock()
+	ss := s.sessions[cl]
+	if ss != nil {
+		delete(s.sessions, cl)
+		ss.stopTimer()
+		ss.g.conns--
+		s.refreshSessionsLocked(ss.g)
+	}
+	s.mu.Unlock()
+	if ss != nil {
+		s.log.Info("client disconnected", "client", cl.ID, "reason", errString(err))
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// OnPacketRead disconnects a client that subscribes to more than 8 topics in
+// one SUBSCRIBE or to more than 50 in all, as AWS IoT does.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Subscribe {
+		return pk, nil
+	}
+	var cause error
+	switch {
+	case len(pk.Filters) > maxTopicsPerSub:
+		cause = errTooManyTopics
+	case cl.State.Subscriptions.Len()+len(pk.Filters) > maxSubsPerConn:
+		cause = errTooManySubs
+	default:
+		return pk, nil
+	}
+	h.s.kick(cl, cause)
+	return pk, packets.ErrRejectPacket
+}
+
+// OnSubscribed records what the session receives, for Flood's pacing.
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	ss := sessionOf(cl)
+	if ss == nil {
+		return
+	}
+	m := mapsClone(*ss.subs.Load())
+	for i, f := range pk.Filters {
+		if i < len(codes) && codes[i] <= 2 {
+			m[f.Filter] = codes[i]
+		}
+	}
+	ss.subs.Store(&m)
+	h.s.wake(ss)
+}
+
+// OnUnsubscribed records what the session no longer receives.
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	ss := sessionOf(cl)
+	if ss == nil {
+		return
+	}
+	m := mapsClone(*ss.subs.Load())
+	for _, f := range pk.Filters {
+		delete(m, f.Filter)
+	}
+	ss.subs.Store(&m)
+}
+
+// OnPacketSent counts messages written, for Flood's pacing.
+func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	if ss := sessionOf(cl); ss != nil {
+		if pk.FixedHeader.Qos == 0 {
+			ss.written.Add(1)
+		}
+		h.s.wake(ss)
+	}
+}
+
+// OnQosComplete wakes Flood: a QoS 1 message was acknowledged.
+func (h *hook) OnQosComplete(cl *mqtt.Client, _ packets.Packet) {
+	if ss := sessionOf(cl); ss != nil {
+		h.s.wake(ss)
+	}
+}
+
+// OnPublishDropped counts messages the broker dropped for a slow client.
+func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.s.stats.dropped.Add(1)
+	if ss := sessionOf(cl); ss != nil {
+		if q, _ := ss.qos(pk.TopicName); q == 0 {
+			ss.written.Add(1)
+		}
+		h.s.wake(ss)
+	}
+}
+
+func sessionOf(cl *mqtt.Client) *session {
+	if c := connOf(cl); c != nil {
+		return c.session.Load()
+	}
+	return nil
+}
+
+func mapsClone(m map[string]byte) map[string]byte {
+	out := make(map[string]byte, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// wake tells the session's streams that it may take more.
+func (s *Server) wake(ss *session) {
+	for _, st := range ss.g.streams {
+		st.notify()
+	}
+}
+
+// refreshSessionsLocked gives each stream of g the sessions it paces by. Call with s.mu held.
+func (s *Server) refreshSessionsLocked(g *grant) {
+	for _, st := range g.streams {
+		var list []*session
+		for _, ss := range s.sessions {
+			if containsStream(ss.g.streams, st) {
+				list = append(list, ss)
+			}
+		}
+		st.sessions.Store(&list)
+		st.notify()
+	}
+}

@@ -1,0 +1,222 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Scope names the emulator knows. Every read: scope is held by default.
+const (
+	ScopeEvents            = "read:stream_events"
+	ScopeStatistics        = "read:stream_statistics"
+	ScopeStatus            = "read:stream_status"
+	ScopePlayByPlay        = "read:stream_play_by_play"
+	ScopePersons           = "read:stream_persons"
+	ScopePersonsCatchup    = "read:stream_persons_catchup"
+	ScopeScoreboard        = "read:stream_scoreboard"
+	ScopeTracking          = "read:stream_tracking"
+	ScopeBiometrics        = "read:stream_biometrics"
+	ScopeStatisticsPeriods = "read:stream_statistics_periods"
+	ScopeResponse          = "read:response"
+)
+
+// ReadScopes lists every read: scope of the service, in a stable order.
+var ReadScopes = []string{
+	ScopeEvents, ScopeStatistics, ScopeStatus, ScopePlayByPlay, ScopePersons,
+	ScopePersonsCatchup, ScopeScoreboard, ScopeTracking, ScopeBiometrics,
+	ScopeStatisticsPeriods, ScopeResponse,
+}
+
+// Options configures a Server. The zero value is usable: it accepts any
+// credentials, holds every read: scope and knows no fixture or venue.
+type Options struct {
+	// Addr is the listen address of the HTTP listener; default "127.0.0.1:0".
+	Addr string
+	// CredentialID and CredentialSecret are the accepted application credentials.
+	CredentialID, CredentialSecret string
+	// UserIdentityToken and ApplicationID are the accepted individual-user credentials.
+	// When neither pair is set, any non-empty credentials are accepted.
+	UserIdentityToken, ApplicationID string
+	// Sport is the only sport access calls may ask for; default "basketball".
+	Sport string
+	// Scopes are the scopes the customer holds; default ReadScopes.
+	Scopes []string
+	// Fixtures and Venues are the known IDs (AddFixture and AddVenue add more at run time).
+	Fixtures, Venues []string
+	// GrantTTL is the signed URL's X-Amz-Expires, rounded up to whole seconds; default 1h.
+	GrantTTL time.Duration
+	// ConnLifetime closes a connection this long after its CONNECT; default 24h.
+	ConnLifetime time.Duration
+	// StableTopics keeps topic names the same across grants; by default the
+	// organisation-like segment changes with every grant, as the service allows.
+	StableTopics bool
+	// MaxInflight is the number of unacknowledged QoS 1 messages the broker
+	// holds per client before it drops further ones; default 100, as AWS IoT.
+	MaxInflight int
+	// Feed shapes the synthetic game.
+	Feed Feed
+	// Faults makes the service misbehave; SetFaults changes them at run time.
+	Faults Faults
+	// Now is the clock used for URL dates and expiry checks; default time.Now.
+	// Tests move it to expire URLs without waiting.
+	Now func() time.Time
+	// Logger receives the emulator's logs; nil discards them. The broker's own
+	// logs are passed on only when the logger is enabled for debug.
+	Logger *slog.Logger
+}
+
+// Feed shapes the synthetic data published for every granted fixture and venue.
+type Feed struct {
+	// Rate is messages per second per fixture across its scopes; default 10.
+	Rate float64
+	// ScoreboardRate is scoreboard messages per second per venue while the clock runs; default 10.
+	ScoreboardRate float64
+	// Flood publishes as fast as the subscribers take (QoS 1 subscribers pace
+	// it through their acknowledgements), ignoring Rate and ScoreboardRate.
+	// A flooding stream waits until a client is connected to it.
+	Flood bool
+	// PayloadSize pads each message's data to about this many bytes (before compression).
+	PayloadSize int
+	// Compress sends compressedData (base64 of zlib of the data JSON) instead of data.
+	Compress bool
+	// GameLength is the length of a game from the fixture's first grant; 0 is endless.
+	// After it the status goes FINISHED, then CONFIRMED, and the stream falls silent.
+	GameLength time.Duration
+}
+
+// Faults are the misbehaviours of the emulated service. Shares are 0..1.
+type Faults struct {
+	// Access500 is the share of access calls answering 500.
+	Access500 float64
+	// Access429 is the share of access calls answering 429 with a Retry-After header.
+	Access429 float64
+	// AccessSlow is the share of access calls answered only after SlowDelay.
+	AccessSlow float64
+	// AccessGarbage is the share of access calls answering 200 with malformed JSON.
+	AccessGarbage float64
+	// RetryAfter is the Retry-After of 429 answers, whole seconds; default 1s.
+	RetryAfter time.Duration
+	// SlowDelay is how long slow answers take; default 2s.
+	SlowDelay time.Duration
+	// DisconnectEvery closes every MQTT connection each period; 0 never.
+	DisconnectEvery time.Duration
+}
+
+// Stats are counters since Start.
+type Stats struct {
+	Grants            uint64         // grants issued
+	AccessCalls       map[int]uint64 // access API answers by HTTP status
+	HandshakesOK      uint64         // WebSocket upgrades accepted
+	HandshakesRefused uint64         // WebSocket upgrades refused (bad signature, expired, RefuseHandshakes)
+	Connects          uint64         // MQTT CONNECTs accepted
+	ConnectsRefused   uint64         // MQTT CONNECTs refused (wrong client id)
+	Kicks             uint64         // connections closed because another one took over their client id
+	Disconnects       uint64         // connections closed by the emulator (lifetime, DisconnectAll, DisconnectEvery, rule broken)
+	Connected         int            // connections open now
+	Published         uint64         // messages generated by the feed (one per seq, whatever the number of topics)
+	Dropped           uint64         // messages the broker dropped for slow subscribers
+}
+
+var (
+	errNoAddr     = errors.New("sim: empty listen address")
+	errBadRate    = errors.New("sim: feed rates must be positive")
+	errBadShare   = errors.New("sim: fault shares must be between 0 and 1")
+	errBadScope   = errors.New("sim: unknown scope")
+	errNegative   = errors.New("sim: durations must not be negative")
+	errSumOfShare = errors.New("sim: Access500+Access429+AccessGarbage must not exceed 1")
+	errPayload    = errors.New("sim: payload size must not exceed 128 KiB")
+)
+
+func (o *Options) setDefaults() error {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if o.Sport == "" {
+		o.Sport = "basketball"
+	}
+	if len(o.Scopes) == 0 {
+		o.Scopes = slices.Clone(ReadScopes)
+	}
+	for _, sc := range o.Scopes {
+		if !knownScope(sc) {
+			return fmt.Errorf("%w: %q", errBadScope, sc)
+		}
+	}
+	if o.GrantTTL <= 0 {
+		o.GrantTTL = time.Hour
+	}
+	if o.ConnLifetime <= 0 {
+		o.ConnLifetime = 24 * time.Hour
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = 100
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Feed.Rate == 0 {
+		o.Feed.Rate = 10
+	}
+	if o.Feed.ScoreboardRate == 0 {
+		o.Feed.ScoreboardRate = 10
+	}
+	if o.Feed.Rate < 0 || o.Feed.ScoreboardRate < 0 {
+		return errBadRate
+	}
+	if o.Feed.GameLength < 0 || o.Feed.PayloadSize < 0 {
+		return errNegative
+	}
+	if o.Feed.PayloadSize > maxPayload {
+		return errPayload
+	}
+	f, err := o.Faults.normalized()
+	if err != nil {
+		return err
+	}
+	o.Faults = f
+	return nil
+}
+
+func (f Faults) normalized() (Faults, error) {
+	for _, v := range []float64{f.Access500, f.Access429, f.AccessSlow, f.AccessGarbage} {
+		if v < 0 || v > 1 {
+			return f, errBadShare
+		}
+	}
+	if f.Access500+f.Access429+f.AccessGarbage > 1+1e-9 {
+		return f, errSumOfShare
+	}
+	if f.RetryAfter < 0 || f.SlowDelay < 0 || f.DisconnectEvery < 0 {
+		return f, errNegative
+	}
+	if f.RetryAfter == 0 {
+		f.RetryAfter = time.Second
+	}
+	if f.SlowDelay == 0 {
+		f.SlowDelay = 2 * time.Second
+	}
+	return f, nil
+}
+
+func (f Faults) clamped() Faults {
+	clamp := func(v float64) float64 { return min(max(v, 0), 1) }
+	f.Access500, f.Access429, f.AccessSlow, f.AccessGarbage = clamp(f.Access500), clamp(f.Access429), clamp(f.AccessSlow), clamp(f.AccessGarbage)
+	if sum := f.Access500 + f.Access429 + f.AccessGarbage; sum > 1 {
+		f.Access500, f.Access429, f.AccessGarbage = f.Access500/sum, f.Access429/sum, f.AccessGarbage/sum
+	}
+	f.RetryAfter, f.SlowDelay, f.DisconnectEvery = max(f.RetryAfter, 0), max(f.SlowDelay, 0), max(f.DisconnectEvery, 0)
+	return f
+}
+
+// knownScope reports whether sc is a scope of the service: one of ReadScopes,
+// or any write: scope.
+func knownScope(sc string) bool {
+	return slices.Contains(ReadScopes, sc) || (strings.HasPrefix(sc, "write:") && len(sc) > len("write:"))
+}
