@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/metrics"
+	"github.com/datacore-bridge/datacore-bridge/sim"
+)
+
+// demoCommand runs the local Datacore emulator, an embedded NATS server and the
+// bridge, and prints what flows until ctx is done or -duration has passed.
+func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		duration  = fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
+		nFix      = fs.Int("fixtures", 3, "fixtures to follow")
+		nVen      = fs.Int("venues", 1, "venues to follow")
+		grantTTL  = fs.Duration("grant-ttl", 20*time.Second, "how long each signed URL is valid (whole seconds)")
+		rate      = fs.Float64("rate", 10, "messages per second per fixture")
+		every     = fs.Duration("every", 2*time.Second, "how often to print the summary")
+		jetStream = fs.Bool("jetstream", false, "publish with JetStream (at-least-once) into a stream named DATACORE")
+		natsPort  = fs.Int("nats-port", -1, "port of the embedded NATS server (-1: a random free port)")
+		httpAddr  = fs.String("http-addr", "127.0.0.1:0", "address of the bridge's HTTP API (health, metrics, admin)")
+		logLevel  = fs.String("log-level", "warn", "bridge log level: debug, info, warn or error")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: datacore-bridge demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing and the signed URLs rotating.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	log, err := newLogger(*logLevel, "text", stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "-log-level:", err)
+		return 2
+	}
+	if err := runDemo(ctx, demoOptions{
+		fixtures: *nFix, venues: *nVen, grantTTL: *grantTTL, rate: *rate, every: *every,
+		jetStream: *jetStream, natsPort: *natsPort, httpAddr: *httpAddr,
+	}, stdout, log); err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	return 0
+}
+
+type demoOptions struct {
+	fixtures, venues int
+	grantTTL         time.Duration
+	rate             float64
+	every            time.Duration
+	jetStream        bool
+	natsPort         int
+	httpAddr         string
+}
+
+func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger) error {
+	var fixtures, venues []string
+	for i := range o.fixtures {
+		fixtures = append(fixtures, fmt.Sprintf("sr:match:%d", 60000001+i))
+	}
+	for i := range o.venues {
+		venues = append(venues, fmt.Sprintf("venue-%d", i+1))
+	}
+	const credID, credSecret = "demo-credential", "demo-secret"
+
+	emu, err := sim.Start(ctx, sim.Options{
+		CredentialID:     credID,
+		CredentialSecret: credSecret,
+		Fixtures:         fixtures,
+		Venues:           venues,
+		GrantTTL:         o.grantTTL,
+		Feed:             sim.Feed{Rate: o.rate},
+		Logger:           log.With("component", "emulator"),
+	})
+	if err != nil {
+		return fmt.Errorf("emulator: %w", err)
+	}
+	defer emu.Close()
+
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: o.natsPort, NoSigs: true,
+		JetStream: o.jetStream, StoreDir: "", // a temporary directory when JetStream is on
+	})
+	if err != nil {
+		return fmt.Errorf("nats server: %w", err)
+	}
+	go ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return fmt.Errorf("nats server did not start")
+	}
+
+	cfg := config.Defaults()
+	cfg.APIURL = emu.APIURL()
+	cfg.CredentialID, cfg.CredentialSecret = credID, credSecret
+	cfg.Fixtures, cfg.Venues = fixtures, venues
+	cfg.NATSURLs = []string{ns.ClientURL()}
+	cfg.HTTPAddr = o.httpAddr
+	cfg.AdminToken = "demo"
+	cfg.JetStream = o.jetStream
+	if o.jetStream {
+		cfg.Stream = "DATACORE"
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m := metrics.New()
+	b, err := start(ctx, cfg, log, bridgeExtras{metrics: m, maxBackoff: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.shutdown(); err != nil {
+			log.Error("shutdown incomplete", "err", err)
+		}
+	}()
+
+	// A subscriber of our own shows what reaches NATS.
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	w := &watcher{byKind: map[string]int{}}
+	if _, err := nc.Subscribe(cfg.SubjectPrefix+".>", w.take); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "datacore-bridge demo: %d fixtures and %d venues, signed URLs valid for %s\n", len(fixtures), len(venues), o.grantTTL)
+	fmt.Fprintf(out, "  emulator access API  %s\n", emu.APIURL())
+	fmt.Fprintf(out, "  NATS                 %s   (try: nats sub '%s.>' -s %s)\n", ns.ClientURL(), cfg.SubjectPrefix, ns.ClientURL())
+	if b.httpAddr != nil {
+		base := "http://" + b.httpAddr.String()
+		fmt.Fprintf(out, "  bridge HTTP          %s/v1/subscriptions  %s/metrics  %s/readyz\n", base, base, base)
+		fmt.Fprintf(out, "                       admin token %q: curl -X PUT -H 'Authorization: Bearer demo' %s/v1/fixtures/sr:match:1234\n", cfg.AdminToken, base)
+	}
+	fmt.Fprintln(out, "Ctrl-C stops it.")
+
+	tick := time.NewTicker(o.every)
+	defer tick.Stop()
+	started := time.Now()
+	shownSample := false
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(out, "\nafter %s: %s\n", time.Since(started).Round(time.Second), w.summary(m))
+			return nil
+		case <-tick.C:
+			fmt.Fprintf(out, "[%5s] %s\n", time.Since(started).Round(time.Second), w.summary(m))
+			if subj, payload, ok := w.sample(); ok && !shownSample {
+				shownSample = true
+				fmt.Fprintf(out, "        sample: %s %s\n", subj, truncate(payload, 160))
+			}
+		}
+	}
+}
+
+// watcher counts what the demo's own NATS subscriber receives.
+type watcher struct {
+	mu       sync.Mutex
+	total    int
+	byKind   map[string]int
+	lastSubj string
+	lastData []byte
+}
+
+func (w *watcher) take(msg *nats.Msg) {
+	kind := msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.total++
+	w.byKind[kind]++
+	if kind == "events" || w.lastSubj == "" {
+		w.lastSubj, w.lastData = msg.Subject, msg.Data
+	}
+}
+
+func (w *watcher) sample() (string, []byte, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastSubj, w.lastData, w.lastSubj != ""
+}
+
+func (w *watcher) summary(m *metrics.Metrics) string {
+	w.mu.Lock()
+	kinds := make([]string, 0, len(w.byKind))
+	for k := range w.byKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d messages in NATS (", w.total)
+	for i, k := range kinds {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%s %d", k, w.byKind[k])
+	}
+	w.mu.Unlock()
+	fmt.Fprintf(&sb, "); grants %d, rotations %d, reconnects %d, duplicates dropped %d",
+		int(counterValue(m.Grants)), int(counterValue(m.Rotations.WithLabelValues("ok"))),
+		int(vecSum(m.Reconnects)), int(vecSum(m.Duplicates)))
+	return sb.String()
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
+}
+
+// counterValue reads a counter's current value.
+func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
+	var d dto.Metric
+	if err := c.Write(&d); err != nil || d.Counter == nil {
+		return 0
+	}
+	return d.Counter.GetValue()
+}
+
+// vecSum adds up every child of a counter vector.
+func vecSum(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 16)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	var sum float64
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) == nil && d.Counter != nil {
+			sum += d.Counter.GetValue()
+		}
+	}
+	return sum
+}

@@ -1,0 +1,39 @@
+// Command datacore-bridge follows Datacore fixtures and venues and republishes
+// every message to NATS.
+//
+//	datacore-bridge              run the bridge, configured by DATACORE_* variables
+//	datacore-bridge demo         run the emulator, an embedded NATS server and the bridge
+//	datacore-bridge healthcheck  exit 0 when the local bridge answers /healthz
+//	datacore-bridge -h           list every variable with its default
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run executes the command line args and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if len(args) == 0 {
+		return serveCommand(ctx, stdout, stderr)
+	}
+	switch args[0] {
+	case "demo":
+		return demoCommand(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheckCommand(ctx, args[1:], stderr)
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	default:
+		usage(stderr)
+		return 2
+	}
+}

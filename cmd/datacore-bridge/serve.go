@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/httpapi"
+	"github.com/datacore-bridge/datacore-bridge/metrics"
+	"github.com/datacore-bridge/datacore-bridge/sink"
+)
+
+// serveCommand runs the bridge as configured by the environment until ctx is done.
+func serveCommand(ctx context.Context, stdout, stderr io.Writer) int {
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "run 'datacore-bridge -h' for every variable")
+		return 2
+	}
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	b, err := start(ctx, cfg, log, bridgeExtras{})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	if err := b.shutdown(); err != nil {
+		log.Error("shutdown incomplete", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds the slog logger that DATACORE_LOG_LEVEL and DATACORE_LOG_FORMAT ask for.
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("DATACORE_LOG_LEVEL: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("DATACORE_LOG_FORMAT: must be json or text, got %q", format)
+}
+
+// bridgeExtras are settings the demo and tests need that no variable exposes.
+type bridgeExtras struct {
+	connLifetime time.Duration // the emulator's connection lifetime; 0: the service's 24 h
+	minBackoff   time.Duration
+	maxBackoff   time.Duration
+	failedRetry  time.Duration
+	metrics      *metrics.Metrics
+}
+
+// bridge is a running bridge: NATS, the publisher, the supervisor and the HTTP server.
+type bridge struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	m        *metrics.Metrics
+	nc       *nats.Conn
+	pub      sink.Publisher
+	closePub func(context.Context) error
+	sup      *fixtures.Supervisor
+	supDone  chan struct{}
+	stopSup  context.CancelFunc
+	http     *http.Server
+	httpAddr net.Addr
+	httpDone chan struct{}
+}
+
+// start connects to NATS, starts the supervisor with the configured fixtures
+// and venues and serves HTTP. The bridge runs until shutdown is called; ctx
+// bounds only the start.
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeExtras) (*bridge, error) {
+	m := x.metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	b := &bridge{cfg: cfg, log: log, m: m}
+
+	nc, err := sink.Connect(ctx, sink.ConnectOptions{
+		URLs:      strings.Join(cfg.NATSURLs, ","),
+		Name:      "datacore-bridge",
+		CredsFile: cfg.NATSCreds,
+		NKeyFile:  cfg.NATSNKey,
+		Token:     cfg.NATSToken,
+		User:      cfg.NATSUser,
+		Password:  cfg.NATSPassword,
+		TLSCA:     cfg.NATSTLSCA,
+		TLSCert:   cfg.NATSTLSCert,
+		TLSKey:    cfg.NATSTLSKey,
+		Logger:    log.With("component", "nats"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	b.nc = nc
+
+	if cfg.JetStream {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("jetstream: %w", err)
+		}
+		if cfg.Stream != "" {
+			if err := sink.EnsureStream(ctx, js, cfg.Stream, cfg.SubjectPrefix); err != nil {
+				nc.Close()
+				return nil, err
+			}
+		}
+		jp, err := sink.NewJetStream(nc, sink.JetStreamOptions{MaxPending: cfg.MaxInflight, Logger: log.With("component", "jetstream")})
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		b.pub, b.closePub = jp, jp.Close
+	} else {
+		cp := sink.NewCore(nc, sink.CoreOptions{Logger: log.With("component", "nats")})
+		b.pub = cp
+		b.closePub = func(ctx context.Context) error {
+			defer cp.Close()
+			return cp.Flush(ctx)
+		}
+	}
+
+	var token func(context.Context) (string, error)
+	if cfg.OAuthTokenURL != "" {
+		token = access.OAuth2Token(context.Background(), cfg.OAuthTokenURL, cfg.OAuthClientID, cfg.OAuthClientSecret, cfg.OAuthAudience)
+	}
+	ac, err := access.New(access.Options{
+		BaseURL: cfg.APIURL,
+		Credentials: access.Credentials{
+			CredentialID:      cfg.CredentialID,
+			CredentialSecret:  cfg.CredentialSecret,
+			UserIdentityToken: cfg.UserIdentityToken,
+			ApplicationID:     cfg.ApplicationID,
+		},
+		Token: token,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+
+	sup, err := fixtures.New(fixtures.Options{
+		Access:         ac,
+		Publisher:      b.pub,
+		Metrics:        m,
+		Logger:         log,
+		Sport:          cfg.Sport,
+		FixtureScopes:  cfg.FixtureScopes,
+		VenueScopes:    cfg.VenueScopes,
+		IncludePort:    cfg.IncludePort,
+		QoS:            byte(cfg.QoS),
+		SubjectPrefix:  cfg.SubjectPrefix,
+		MaxInflight:    cfg.MaxInflight,
+		DedupWindow:    dedupWindow(cfg.DedupWindow),
+		StopAfterFinal: cfg.StopAfterFinal,
+		Decompress:     cfg.Decompress,
+		ConnLifetime:   x.connLifetime,
+		MinBackoff:     x.minBackoff,
+		MaxBackoff:     x.maxBackoff,
+		FailedRetry:    x.failedRetry,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	b.sup = sup
+	for _, id := range cfg.Fixtures {
+		if _, err := sup.Follow(access.Fixture, id); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("DATACORE_FIXTURES: %w", err)
+		}
+	}
+	for _, id := range cfg.Venues {
+		if _, err := sup.Follow(access.Venue, id); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("DATACORE_VENUES: %w", err)
+		}
+	}
+
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("DATACORE_HTTP_ADDR: %w", err)
+		}
+		b.httpAddr = ln.Addr()
+		handler := httpapi.New(httpapi.Options{
+			Supervisor: sup,
+			NATSReady:  func() error { return sink.Ready(nc) },
+			AdminToken: cfg.AdminToken,
+			Metrics:    m.Handler(),
+			Logger:     log.With("component", "http"),
+		})
+		b.http = httpapi.NewServer(cfg.HTTPAddr, handler, log.With("component", "http"))
+		b.httpDone = make(chan struct{})
+		go func() {
+			defer close(b.httpDone)
+			if err := b.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server stopped", "err", err)
+			}
+		}()
+	}
+
+	supCtx, stopSup := context.WithCancel(context.Background())
+	b.stopSup = stopSup
+	b.supDone = make(chan struct{})
+	go func() {
+		defer close(b.supDone)
+		_ = sup.Run(supCtx)
+	}()
+	go b.watchNATS(supCtx)
+
+	log.Info("started", "fixtures", len(cfg.Fixtures), "venues", len(cfg.Venues),
+		"api_host", apiHost(cfg.APIURL), "jetstream", cfg.JetStream, "http", addrString(b.httpAddr))
+	return b, nil
+}
+
+// dedupWindow maps the configured window to the supervisor's: 0 disables.
+func dedupWindow(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
+// watchNATS keeps the nats_connected gauge current.
+func (b *bridge) watchNATS(ctx context.Context) {
+	ch := b.nc.StatusChanged()
+	defer b.nc.RemoveStatusListener(ch)
+	set := func(s nats.Status) {
+		if s == nats.CONNECTED {
+			b.m.NATSConnected.Set(1)
+		} else {
+			b.m.NATSConnected.Set(0)
+		}
+	}
+	set(b.nc.Status())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-ch:
+			set(s)
+		}
+	}
+}
+
+// shutdown stops taking messages, finishes what is in flight, drains NATS and
+// stops the HTTP server, all within cfg.ShutdownTimeout.
+func (b *bridge) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
+	defer cancel()
+	b.log.Info("shutting down")
+	var errs []error
+
+	b.stopSup()
+	select {
+	case <-b.supDone:
+	case <-ctx.Done():
+		errs = append(errs, errors.New("streams did not stop in time"))
+	}
+	if err := b.closePub(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("publisher: %w", err))
+	}
+	if err := drain(ctx, b.nc); err != nil {
+		errs = append(errs, fmt.Errorf("nats drain: %w", err))
+	}
+	if b.http != nil {
+		if err := b.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http: %w", err))
+		}
+		<-b.httpDone
+	}
+	if len(errs) == 0 {
+		b.log.Info("stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// drain drains nc and waits until it is closed or ctx is done.
+func drain(ctx context.Context, nc *nats.Conn) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return nil
+		}
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		nc.Close()
+		return ctx.Err()
+	}
+}
+
+func apiHost(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	}
+	if i := strings.IndexByte(u, '/'); i >= 0 {
+		u = u[:i]
+	}
+	return u
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "disabled"
+	}
+	return a.String()
+}
