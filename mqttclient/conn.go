@@ -150,7 +150,7 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 		c.log.Debug("mqtt dial failed", "error", err)
 		return nil, err
 	}
-	c.log.Info("mqtt connected", "topics", len(opts.Topics), "qos", opts.QoS)
+	c.log.Debug("mqtt connected", "topics", len(opts.Topics), "qos", opts.QoS)
 	return c, nil
 }
 
@@ -398,7 +398,7 @@ func (c *Conn) lost(cause error) {
 	}
 	err := fmt.Errorf("%w: %w", ErrConnectionLost, c.red.err(cause))
 	if c.end(err) && !c.ConnectedAt().IsZero() {
-		c.log.Warn("mqtt connection lost", "error", err)
+		c.log.Debug("mqtt connection lost", "err", err)
 	}
 }
 
@@ -447,7 +447,7 @@ func (c *Conn) Close() {
 		c.closing.Store(true)
 		c.client.Disconnect(uint(closeQuiesce / time.Millisecond))
 		if c.end(nil) {
-			c.log.Info("mqtt connection closed")
+			c.log.Debug("mqtt connection closed")
 		}
 	})
 }

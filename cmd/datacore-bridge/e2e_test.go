@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/sim"
+)
+
+var fixtureScopes = []string{sim.ScopeEvents, sim.ScopeStatistics, sim.ScopeStatus, sim.ScopePlayByPlay, sim.ScopePersons}
+
+// upTo snapshots the emulator's last seq of every stream and scope.
+func upTo(e *env, fixturesIDs, venueIDs []string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, id := range fixturesIDs {
+		for _, sc := range fixtureScopes {
+			out[e.subjectOf("fixture", id, sc)] = e.emu.LastSeq("fixture", id, sc)
+		}
+	}
+	for _, id := range venueIDs {
+		out[e.subjectOf("venue", id, sim.ScopeScoreboard)] = e.emu.LastSeq("venue", id, sim.ScopeScoreboard)
+	}
+	return out
+}
+
+// caughtUp reports whether the collector has every subject's seq up to want.
+func caughtUp(c *collector, want map[string]uint64) bool {
+	for subject, seq := range want {
+		if c.maxSeq(subject) < seq {
+			return false
+		}
+	}
+	return true
+}
+
+func TestDeliveryAcrossRotationsAndDisconnects(t *testing.T) {
+	fixtureIDs := []string{"sr:match:1", "sr:match:2"}
+	venueIDs := []string{"venue.1>main"} // a dot and a wildcard: escaped in the subject
+	e := newEnv(t, envOptions{
+		sim: sim.Options{
+			Fixtures: fixtureIDs, Venues: venueIDs,
+			GrantTTL: 2 * time.Second,
+			Feed:     sim.Feed{Rate: 100, ScoreboardRate: 20},
+		},
+		configure: func(c *config.Config) {
+			c.Fixtures, c.Venues = fixtureIDs, venueIDs
+		},
+	})
+	c := e.collect()
+	streams := len(fixtureIDs) + len(venueIDs)
+
+	// Phase 1: grants expire every ~2 s; the bridge rotates make-before-break.
+	waitFor(t, 30*time.Second, "5 rotations of every stream", func() bool {
+		return testutil.ToFloat64(e.m.Rotations.WithLabelValues("ok")) >= float64(5*streams)
+	})
+	phase1 := upTo(e, fixtureIDs, venueIDs)
+	waitFor(t, 10*time.Second, "phase 1 messages to arrive", func() bool { return caughtUp(c, phase1) })
+	rot := c.tally(phase1)
+
+	// Phase 2: three forced disconnects. Core mode with clean sessions loses
+	// what the service sends while no connection is subscribed.
+	for i := range 3 {
+		at := time.Now()
+		if n := e.emu.DisconnectAll(); n < streams {
+			t.Fatalf("disconnect %d closed %d connections, want at least %d", i, n, streams)
+		}
+		waitFor(t, 10*time.Second, "every stream to reconnect", func() bool {
+			for _, s := range e.subscriptions() {
+				if s.State != fixtures.StateConnected || s.ConnectedSince == nil || s.ConnectedSince.Before(at) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	all := upTo(e, fixtureIDs, venueIDs)
+	waitFor(t, 10*time.Second, "phase 2 messages to arrive", func() bool { return caughtUp(c, all) })
+	total := c.tally(all)
+	c.checkProblems()
+
+	t.Logf("rotations: %v ok; phase 1 (rotations only): %d subjects, %d received, %d lost, %d duplicated",
+		testutil.ToFloat64(e.m.Rotations.WithLabelValues("ok")), rot.subjects, rot.received, rot.lost, rot.dups)
+	t.Logf("whole run with 3 forced disconnects: %d received, %d lost, %d duplicated; duplicates suppressed by the bridge: %v",
+		total.received, total.lost, total.dups, testutil.ToFloat64(e.m.Duplicates.WithLabelValues("fixture"))+testutil.ToFloat64(e.m.Duplicates.WithLabelValues("venue")))
+	if rot.subjects != len(phase1) {
+		t.Errorf("messages arrived on %d of %d subjects: %v", rot.subjects, len(phase1), c.subjects())
+	}
+	if rot.lost != 0 || rot.dups != 0 {
+		t.Errorf("across rotations: %d lost %v, %d duplicated; want none", rot.lost, rot.lostBelow, rot.dups)
+	}
+	if total.dups != 0 {
+		t.Errorf("%d duplicates published", total.dups)
+	}
+	// Each forced disconnect costs at most the messages sent during one
+	// reconnect: half a second of messages is a generous bound.
+	if limit := 3 * streams * 50; total.lost > limit {
+		t.Errorf("lost %d messages over 3 disconnects, want at most %d", total.lost, limit)
+	}
+	if code, body := e.do(http.MethodGet, "/readyz", ""); code != http.StatusOK {
+		t.Errorf("/readyz = %d %s", code, body)
+	}
+}
+
+func TestAccessFaultsAreSurvived(t *testing.T) {
+	ids := []string{"sr:match:10", "sr:match:11"}
+	e := newEnv(t, envOptions{
+		sim: sim.Options{
+			Fixtures: ids, GrantTTL: 2 * time.Second, Feed: sim.Feed{Rate: 50},
+			Faults: sim.Faults{Access500: 0.3, Access429: 0.2, AccessGarbage: 0.2, RetryAfter: time.Second,
+				AccessSlow: 0.2, SlowDelay: 300 * time.Millisecond},
+		},
+		configure: func(c *config.Config) { c.Fixtures = ids },
+	})
+	c := e.collect()
+	waitFor(t, 40*time.Second, "every kind of access failure, and grants after them", func() bool {
+		return testutil.ToFloat64(e.m.AccessCalls.WithLabelValues("server_error")) > 0 &&
+			testutil.ToFloat64(e.m.AccessCalls.WithLabelValues("rate_limited")) > 0 &&
+			testutil.ToFloat64(e.m.AccessCalls.WithLabelValues("malformed")) > 0 &&
+			testutil.ToFloat64(e.m.Rotations.WithLabelValues("ok")) >= 4
+	})
+	e.emu.SetFaults(sim.Faults{})
+	want := upTo(e, ids, nil)
+	waitFor(t, 15*time.Second, "messages after the faults", func() bool { return caughtUp(c, want) })
+	c.checkProblems()
+	tl := c.tally(want)
+	t.Logf("with access faults: %d received, %d lost, %d duplicated; failed rotations %v",
+		tl.received, tl.lost, tl.dups, testutil.ToFloat64(e.m.Rotations.WithLabelValues("failed")))
+	if tl.dups != 0 {
+		t.Errorf("%d duplicates", tl.dups)
+	}
+	for _, s := range e.subscriptions() {
+		if s.State != fixtures.StateConnected {
+			t.Errorf("%s %s is %s (%s) after the faults stopped", s.Kind, s.ID, s.State, s.LastError)
+		}
+	}
+}
+
+func TestBadCredentialsFailVisibly(t *testing.T) {
+	e := newEnv(t, envOptions{
+		sim: sim.Options{Fixtures: []string{"sr:match:20"}},
+		configure: func(c *config.Config) {
+			c.Fixtures = []string{"sr:match:20"}
+			c.CredentialSecret = "wrong-" + testCredSecret
+		},
+		extras: bridgeExtras{failedRetry: 100 * time.Millisecond},
+	})
+	var info fixtures.StreamInfo
+	waitFor(t, 10*time.Second, "the stream to fail and retry", func() bool {
+		subs := e.subscriptions()
+		if len(subs) == 1 {
+			info = subs[0]
+		}
+		return info.State == fixtures.StateFailed && testutil.ToFloat64(e.m.AccessCalls.WithLabelValues("unauthorized")) >= 3
+	})
+	if !strings.Contains(info.LastError, "401") || !strings.Contains(info.LastError, "DATACORE_CREDENTIAL") {
+		t.Errorf("lastError %q does not say 401 and which variables to check", info.LastError)
+	}
+	code, body := e.do(http.MethodGet, "/readyz", "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "sr:match:20") {
+		t.Errorf("/readyz = %d %s, want 503 naming the fixture", code, body)
+	}
+	// Logged once above debug, however often it is retried.
+	if n := e.logs.count("stream failed; fix the cause, retrying slowly"); n < 3 {
+		t.Fatalf("failure logged %d times in all, want one per retry", n)
+	}
+	if n := strings.Count(e.logs.String(), `"level":"ERROR","msg":"stream failed; fix the cause, retrying slowly"`); n != 1 {
+		t.Errorf("failure logged %d times at error level, want once", n)
+	}
+}
+
+func TestAdminFollowAndUnfollow(t *testing.T) {
+	e := newEnv(t, envOptions{
+		sim:       sim.Options{Fixtures: []string{"sr:match:30", "sr:match:31"}, Feed: sim.Feed{Rate: 50}},
+		configure: func(c *config.Config) { c.Fixtures = []string{"sr:match:30"} },
+	})
+	c := e.collect()
+	other := e.subjectOf("fixture", "sr:match:30", sim.ScopeEvents)
+	added := e.subjectOf("fixture", "sr:match:31", sim.ScopeEvents)
+
+	if code, _ := e.do(http.MethodPut, "/v1/fixtures/sr:match:31", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("PUT with a wrong token = %d, want 401", code)
+	}
+	start := time.Now()
+	if code, body := e.do(http.MethodPut, "/v1/fixtures/sr:match:31", testAdminToken); code != http.StatusCreated {
+		t.Fatalf("PUT = %d %s, want 201", code, body)
+	}
+	waitFor(t, 5*time.Second, "messages of the added fixture", func() bool { return c.count(added) > 0 })
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("first message of an added fixture after %v, want within a second", d)
+	}
+	if code, _ := e.do(http.MethodPut, "/v1/fixtures/sr:match:31", testAdminToken); code != http.StatusOK {
+		t.Errorf("second PUT = %d, want 200", code)
+	}
+
+	connected := e.emu.Stats().Connected
+	if code, _ := e.do(http.MethodDelete, "/v1/fixtures/sr:match:31", testAdminToken); code != http.StatusNoContent {
+		t.Fatalf("DELETE = %d, want 204", code)
+	}
+	waitFor(t, 5*time.Second, "the connection to close", func() bool { return e.emu.Stats().Connected < connected })
+	for _, s := range e.subscriptions() {
+		if s.ID == "sr:match:31" {
+			t.Errorf("sr:match:31 still listed after DELETE: %+v", s)
+		}
+	}
+	stopped := c.count(added)
+	// The other fixture keeps flowing; the deleted one must not.
+	base := c.count(other)
+	waitFor(t, 5*time.Second, "more messages of the other fixture", func() bool { return c.count(other) >= base+20 })
+	if n := c.count(added); n != stopped {
+		t.Errorf("%d messages of the deleted fixture after DELETE", n-stopped)
+	}
+	if code, _ := e.do(http.MethodDelete, "/v1/fixtures/sr:match:31", testAdminToken); code != http.StatusNoContent {
+		t.Errorf("second DELETE = %d, want 204", code)
+	}
+	c.checkProblems()
+}
+
+func TestConfigErrorExits2(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantVar string
+	}{
+		{name: "bad qos", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y", "DATACORE_FIXTURES": "f", "DATACORE_QOS": "2"}, wantVar: "DATACORE_QOS"},
+		{name: "no credentials", env: map[string]string{"DATACORE_FIXTURES": "f"}, wantVar: "DATACORE_CREDENTIAL_ID"},
+		{name: "unknown env", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y", "DATACORE_FIXTURES": "f", "DATACORE_ENV": "moon"}, wantVar: "DATACORE_ENV"},
+		{name: "nothing to follow", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y"}, wantVar: "DATACORE_FIXTURES"},
+		{name: "unreadable secret file", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET_FILE": "/nonexistent/secret", "DATACORE_FIXTURES": "f"}, wantVar: "DATACORE_CREDENTIAL_SECRET_FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearDatacoreEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run(nil, &stdout, &stderr); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, stderr.String())
+			}
+			first, _, _ := strings.Cut(stderr.String(), "\n")
+			if !strings.HasPrefix(first, tt.wantVar) {
+				t.Errorf("first line %q does not start with %s", first, tt.wantVar)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, v := range []string{"DATACORE_ENV", "DATACORE_CREDENTIAL_SECRET_FILE", "DATACORE_NATS_TLS_KEY", "DATACORE_STOP_AFTER_FINAL", "DATACORE_OAUTH_AUDIENCE", "production", "nats://127.0.0.1:4222"} {
+		if !strings.Contains(stdout.String(), v) {
+			t.Errorf("-h does not mention %s", v)
+		}
+	}
+}
+
+// clearDatacoreEnv unsets every DATACORE_ variable for the test.
+func clearDatacoreEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "DATACORE_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// TestMain lets a test run this binary as the real command: with
+// DATACORE_TEST_MAIN=1 the test binary is datacore-bridge.
+func TestMain(m *testing.M) {
+	if os.Getenv("DATACORE_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestSIGTERMDrainsAndExits0(t *testing.T) {
+	emu, err := sim.Start(context.Background(), sim.Options{
+		CredentialID: testCredID, CredentialSecret: testCredSecret,
+		Fixtures: []string{"sr:match:40"}, Feed: sim.Feed{Rate: 200},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	e := &env{t: t, nsOp: &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}}
+	e.startNATS()
+	t.Cleanup(e.ns.Shutdown)
+
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(),
+		"DATACORE_TEST_MAIN=1",
+		"DATACORE_API_URL="+emu.APIURL(),
+		"DATACORE_CREDENTIAL_ID="+testCredID,
+		"DATACORE_CREDENTIAL_SECRET="+testCredSecret,
+		"DATACORE_FIXTURES=sr:match:40",
+		"DATACORE_NATS_URL="+e.ns.ClientURL(),
+		"DATACORE_HTTP_ADDR=",
+		"DATACORE_LOG_LEVEL=info",
+	)
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the bridge to connect", func() bool { return logs.count("connected") > 0 })
+	sent := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v; logs:\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("still running 10 s after SIGTERM; logs:\n%s", logs.String())
+	}
+	t.Logf("exited 0 %v after SIGTERM", time.Since(sent).Round(time.Millisecond))
+	for _, msg := range []string{"shutting down", "stopped"} {
+		if logs.count(msg) != 1 {
+			t.Errorf("log %q missing; logs:\n%s", msg, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), testCredSecret) {
+		t.Error("the secret reached the logs")
+	}
+	_ = access.Fixture
+}
