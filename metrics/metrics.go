@@ -98,7 +98,7 @@ func build() *Metrics {
 			Help: "Make-before-break rotations to a new connection, by result (ok, failed)."},
 			[]string{"result"}),
 		Reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconnects_total",
-			Help: "Connections re-established after a loss, by reason (lost, lifetime, handshake_refused, error)."},
+			Help: "Connections re-established after a loss, by reason (lost: the connection dropped; expired: it dropped after its grant expired)."},
 			[]string{"reason"}),
 		Connects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "mqtt_connects_total",
 			Help: "MQTT connection attempts, by result (ok, handshake_refused, handshake_failed, connect_refused, subscribe_refused, error)."},
