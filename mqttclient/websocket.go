@@ -22,6 +22,11 @@ var errClosedByClient = errors.New("websocket closed by the mqtt client (keepali
 // closeFrameTimeout bounds the WebSocket close frame written on Close.
 const closeFrameTimeout = 250 * time.Millisecond
 
+// writeBuffers lends WebSocket write buffers to connections only while they
+// write a message: an idle connection (most of them, at a message a second)
+// then holds no write buffer of its own.
+var writeBuffers sync.Pool
+
 // dialWebSocket opens a WebSocket with subprotocol "mqtt" to rawURL. Unlike
 // gorilla's DialContext alone, cancelling ctx also aborts a server that has
 // accepted the TCP connection but never answers the upgrade. An upgrade
@@ -37,6 +42,7 @@ func dialWebSocket(ctx context.Context, rawURL, host string, timeout time.Durati
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: timeout,
 		Subprotocols:     []string{"mqtt"},
+		WriteBufferPool:  &writeBuffers,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var nd net.Dialer
 			c, err := nd.DialContext(ctx, network, addr)
