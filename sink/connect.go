@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -18,6 +19,10 @@ import (
 
 // DefaultReconnectBufSize bounds what nats.go buffers while reconnecting (bytes).
 const DefaultReconnectBufSize = 8 << 20
+
+// DefaultMaxAuthRetryWait bounds the pause between attempts while the server refuses
+// the credentials.
+const DefaultMaxAuthRetryWait = 30 * time.Second
 
 // ConnectOptions says how to reach NATS. At most one authentication method may be set:
 // CredsFile, NKeyFile, Token, or User with Password.
@@ -41,6 +46,10 @@ type ConnectOptions struct {
 	TLSCert, TLSKey string
 	// ReconnectWait is the pause between reconnect rounds; 0 means nats.go's default (2 s).
 	ReconnectWait time.Duration
+	// MaxAuthRetryWait bounds the pause between attempts while the server refuses the
+	// credentials; the pause starts at ReconnectWait and doubles. 0 means
+	// DefaultMaxAuthRetryWait.
+	MaxAuthRetryWait time.Duration
 	// ReconnectBufSize bounds, in bytes, what nats.go holds while reconnecting; 0 means
 	// DefaultReconnectBufSize. When it is full, Core.Publish blocks until reconnected.
 	ReconnectBufSize int
@@ -84,6 +93,9 @@ func (o ConnectOptions) Validate() error {
 	if o.ReconnectBufSize < 0 {
 		return fmt.Errorf("%w: negative reconnect buffer size", ErrInvalidOptions)
 	}
+	if o.MaxAuthRetryWait < 0 {
+		return fmt.Errorf("%w: negative auth retry wait", ErrInvalidOptions)
+	}
 	return nil
 }
 
@@ -98,25 +110,32 @@ func splitURLs(s string) []string {
 }
 
 // Connect dials NATS and returns a connection that reconnects forever
-// (MaxReconnects(-1)) and buffers at most ReconnectBufSize bytes while away.
+// (MaxReconnects(-1), and nats.go's abort after the same authorization error twice
+// switched off) and buffers at most ReconnectBufSize bytes while away.
 //
 // The first attempt decides what happens:
 //   - it succeeds: the connection is returned;
 //   - every server is unreachable (connection refused, timeout, DNS, reset): the daemon
 //     must still start, so Connect logs it and returns a connection that keeps trying in
 //     the background (RetryOnFailedConnect); Ready reports it as not ready meanwhile;
-//   - anything else (authorization violation, expired or revoked credentials, TLS
-//     verification, unreadable credentials): Connect returns that error, wrapped, so a
-//     configuration mistake is reported at start instead of retried forever.
+//   - the server refuses the credentials (authorization violation, expired or revoked
+//     credentials): Connect logs it once as an error saying what to check and returns a
+//     connection that keeps trying in the background, waiting longer after each refusal
+//     (up to MaxAuthRetryWait), so that fixing the credentials on the server side needs
+//     no restart; Ready reports the refusal meanwhile;
+//   - anything else (TLS verification, an unreadable credentials file): Connect returns
+//     that error, wrapped, so a configuration mistake is reported at start.
 //
-// Connect returns ctx.Err() if ctx ends first. State changes (disconnected, reconnected,
-// closed, the first failed reconnect attempt, each distinct asynchronous error) are
-// logged once each; URLs are logged redacted and credentials never.
+// Options that cannot work at all (unreadable nkey seed, TLS or CA files) are reported
+// before any attempt. Connect returns ctx.Err() if ctx ends first. State changes
+// (disconnected, reconnected, closed, the first failed reconnect attempt, each distinct
+// asynchronous error) are logged once each; URLs are logged redacted and credentials never.
 func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	opts, err := o.natsOptions()
+	sl := &stateLog{log: o.logger(), authHint: o.authHint()}
+	opts, err := o.natsOptions(sl)
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +147,14 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if !unreachable(err) {
+	switch {
+	case unreachable(err):
+		o.logger().Warn("nats not reachable, retrying in the background", "error", err)
+	case IsAuthError(err):
+		sl.authRefused(err)
+	default:
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
-	o.logger().Warn("nats not reachable, retrying in the background", "error", err)
 	opts.RetryOnFailedConnect = true
 	nc, err = connectCtx(ctx, opts)
 	if err != nil {
@@ -185,6 +208,49 @@ func unreachable(err error) bool {
 	return false
 }
 
+// authErrors are the server's refusals of a client's credentials.
+var authErrors = []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired}
+
+// authErrorTexts match the same refusals by text: nats.go reports some of them (such as
+// "user authentication expired") with an error that no sentinel matches.
+var authErrorTexts = []string{"authorization violation", "authentication expired", "authentication revoked"}
+
+// IsAuthError reports whether err is the NATS server refusing the client's credentials:
+// an authorization violation, or expired or revoked credentials.
+func IsAuthError(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, target := range authErrors {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	text := strings.ToLower(err.Error())
+	for _, t := range authErrorTexts {
+		if strings.Contains(text, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// authHint says what to check when the server refuses the credentials.
+func (o ConnectOptions) authHint() string {
+	const all = "DATACORE_NATS_USER/DATACORE_NATS_PASSWORD, DATACORE_NATS_TOKEN, DATACORE_NATS_CREDS or DATACORE_NATS_NKEY"
+	switch {
+	case o.CredsFile != "":
+		return "check the credentials file (DATACORE_NATS_CREDS): its user JWT must be signed by an account the server trusts and not be expired or revoked"
+	case o.NKeyFile != "":
+		return "check the nkey seed file (DATACORE_NATS_NKEY): its public key must be a user in the server's configuration"
+	case o.Token != "":
+		return "check DATACORE_NATS_TOKEN against the server's authorization token"
+	case o.User != "":
+		return "check DATACORE_NATS_USER and DATACORE_NATS_PASSWORD against the server's users"
+	}
+	return "the server requires authentication and none is configured: set " + all
+}
+
 func (o ConnectOptions) logger() *slog.Logger {
 	if o.Logger != nil {
 		return o.Logger
@@ -192,8 +258,9 @@ func (o ConnectOptions) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// natsOptions builds nats.go options; it reads the nkey seed file.
-func (o ConnectOptions) natsOptions() (nats.Options, error) {
+// natsOptions builds nats.go options whose handlers report to sl; it reads the nkey
+// seed and TLS files.
+func (o ConnectOptions) natsOptions(sl *stateLog) (nats.Options, error) {
 	opts := nats.GetDefaultOptions()
 	opts.Servers = splitURLs(o.URLs)
 	if len(opts.Servers) == 0 {
@@ -208,6 +275,13 @@ func (o ConnectOptions) natsOptions() (nats.Options, error) {
 	if o.ReconnectWait > 0 {
 		opts.ReconnectWait = o.ReconnectWait
 	}
+	sl.authMaxWait = o.MaxAuthRetryWait
+	if sl.authMaxWait <= 0 {
+		sl.authMaxWait = DefaultMaxAuthRetryWait
+	}
+	// Without this nats.go closes the connection for good the second time a server
+	// gives the same authorization error, and the daemon would run on without NATS.
+	opts.IgnoreAuthErrorAbort = true
 
 	var extra []nats.Option
 	switch {
@@ -230,7 +304,6 @@ func (o ConnectOptions) natsOptions() (nats.Options, error) {
 	if o.TLSCert != "" {
 		extra = append(extra, nats.ClientCert(o.TLSCert, o.TLSKey))
 	}
-	sl := &stateLog{log: o.logger()}
 	extra = append(extra,
 		nats.ConnectHandler(sl.connected),
 		nats.ReconnectHandler(sl.reconnected),
@@ -245,24 +318,73 @@ func (o ConnectOptions) natsOptions() (nats.Options, error) {
 			return opts, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
 	}
+	sl.wait = opts.ReconnectWait
+	sl.jitter = opts.ReconnectJitter
+	if opts.Secure || opts.TLSConfig != nil {
+		sl.jitter = opts.ReconnectJitterTLS
+	}
+	opts.CustomReconnectDelayCB = sl.reconnectDelay
 	return opts, nil
 }
 
 // stateLog logs connection state changes once each, not once per attempt or per
-// message.
+// message, and paces reconnect attempts.
 type stateLog struct {
-	log *slog.Logger
+	log         *slog.Logger
+	authHint    string        // what to check when the server refuses the credentials
+	wait        time.Duration // pause between reconnect rounds (nats.go's ReconnectWait)
+	jitter      time.Duration // upper bound of the random delay added to wait
+	authMaxWait time.Duration // bound of the growing pause while credentials are refused
 
 	mu                 sync.Mutex
 	reconnectErrLogged bool
 	lastAsync          string
+	authFailing        bool // the server refused the credentials since the last connect
 }
 
 func (s *stateLog) reset() {
 	s.mu.Lock()
 	s.reconnectErrLogged = false
 	s.lastAsync = ""
+	s.authFailing = false
 	s.mu.Unlock()
+}
+
+// authRefused logs, once until the next successful connect, that the server refused
+// the credentials, and makes reconnect attempts back off.
+func (s *stateLog) authRefused(err error) {
+	s.mu.Lock()
+	first := !s.authFailing
+	s.authFailing = true
+	// The retry loop reports the same refusal again as a failed reconnect attempt.
+	s.reconnectErrLogged = true
+	s.mu.Unlock()
+	if first {
+		s.log.Error("nats refused the credentials; retrying in the background", "error", err, "hint", s.authHint)
+		return
+	}
+	s.log.Debug("nats refused the credentials; retrying in the background", "error", err)
+}
+
+// reconnectDelay is nats.go's CustomReconnectDelayCB: the pause after the attempts-th
+// round over the server list. It is nats.go's usual wait plus jitter, except while the
+// server refuses the credentials: then it doubles each round, up to authMaxWait, since
+// retrying quickly cannot fix credentials and only fills the server's log.
+func (s *stateLog) reconnectDelay(attempts int) time.Duration {
+	s.mu.Lock()
+	auth := s.authFailing
+	s.mu.Unlock()
+	d := s.wait
+	if auth {
+		for i := 1; i < attempts && d < s.authMaxWait; i++ {
+			d *= 2
+		}
+		d = min(d, s.authMaxWait)
+	}
+	if s.jitter > 0 {
+		d += rand.N(s.jitter)
+	}
+	return d
 }
 
 func (s *stateLog) connected(nc *nats.Conn) {
@@ -304,6 +426,11 @@ func (s *stateLog) closed(nc *nats.Conn) {
 
 func (s *stateLog) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	if err == nil {
+		return
+	}
+	if sub == nil && IsAuthError(err) {
+		// A reconnect refused by the server (credentials changed or revoked).
+		s.authRefused(err)
 		return
 	}
 	msg := err.Error()

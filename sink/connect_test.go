@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -266,41 +267,32 @@ func TestConnectRefused(t *testing.T) {
 		name    string
 		server  func(*server.Options)
 		client  func(*ConnectOptions)
-		wantErr error
 		wantMsg string
 	}{
-		{
-			name:    "wrong password",
-			server:  func(o *server.Options) { o.Username, o.Password = "bridge", "right-pw" },
-			client:  func(c *ConnectOptions) { c.User, c.Password = "bridge", "wrong-pw" },
-			wantErr: nats.ErrAuthorization,
-			wantMsg: "authorization violation",
-		},
-		{
-			name:    "missing token",
-			server:  func(o *server.Options) { o.Authorization = "tok-123" },
-			client:  nil,
-			wantErr: nats.ErrAuthorization,
-			wantMsg: "authorization violation",
-		},
 		{
 			name:    "unknown CA",
 			server:  tlsServer,
 			client:  func(c *ConnectOptions) { c.TLSCA = otherPKI.caFile },
 			wantMsg: "certificate",
 		},
+		{
+			name:    "unreadable creds file",
+			server:  nil,
+			client:  func(c *ConnectOptions) { c.CredsFile = filepath.Join(t.TempDir(), "missing.creds") },
+			wantMsg: "missing.creds",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := runServer(t, func(o *server.Options) {
 				o.JetStream = false
-				tt.server(o)
+				if tt.server != nil {
+					tt.server(o)
+				}
 			})
 			var logs syncBuffer
 			o := ConnectOptions{URLs: s.ClientURL(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-			if tt.client != nil {
-				tt.client(&o)
-			}
+			tt.client(&o)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			nc, err := Connect(ctx, o)
@@ -308,20 +300,228 @@ func TestConnectRefused(t *testing.T) {
 				nc.Close()
 				t.Fatal("Connect succeeded")
 			}
-			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
-			}
 			if !strings.Contains(strings.ToLower(err.Error()), tt.wantMsg) {
 				t.Fatalf("err = %q, want it to mention %q", err, tt.wantMsg)
 			}
-			t.Logf("err: %v; logs: %s", err, logs.String())
-			for _, secret := range []string{"right-pw", "wrong-pw", "tok-123"} {
-				if strings.Contains(err.Error(), secret) || strings.Contains(logs.String(), secret) {
-					t.Fatalf("secret %q leaked: err %q, logs %q", secret, err, logs.String())
+			if IsAuthError(err) {
+				t.Fatalf("err = %q is classified as an authorization error", err)
+			}
+		})
+	}
+}
+
+// TestConnectAuthRefused checks that credentials the server refuses do not stop the
+// daemon: Connect returns a connection that keeps trying, Ready says why it is not
+// ready, the refusal is logged once as an error, and once the server accepts the
+// credentials the connection comes up without a restart.
+func TestConnectAuthRefused(t *testing.T) {
+	tests := []struct {
+		name     string
+		server   func(*server.Options) // refuses the client
+		fixed    func(*server.Options) // accepts it
+		client   func(*ConnectOptions)
+		wantHint string
+	}{
+		{
+			name:     "wrong password",
+			server:   func(o *server.Options) { o.Username, o.Password = "bridge", "right-pw" },
+			fixed:    func(o *server.Options) { o.Username, o.Password = "bridge", "wrong-pw" },
+			client:   func(c *ConnectOptions) { c.User, c.Password = "bridge", "wrong-pw" },
+			wantHint: "DATACORE_NATS_PASSWORD",
+		},
+		{
+			name:     "wrong token",
+			server:   func(o *server.Options) { o.Authorization = "tok-123" },
+			fixed:    func(o *server.Options) { o.Authorization = "tok-456" },
+			client:   func(c *ConnectOptions) { c.Token = "tok-456" },
+			wantHint: "DATACORE_NATS_TOKEN",
+		},
+		{
+			name:     "missing token",
+			server:   func(o *server.Options) { o.Authorization = "tok-123" },
+			fixed:    func(o *server.Options) { o.Authorization = "" },
+			client:   nil,
+			wantHint: "none is configured",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, opts := runServer(t, func(o *server.Options) {
+				o.JetStream = false
+				tt.server(o)
+			})
+			var logs syncBuffer
+			o := ConnectOptions{
+				URLs:             s.ClientURL(),
+				ReconnectWait:    20 * time.Millisecond,
+				MaxAuthRetryWait: 100 * time.Millisecond,
+				Logger:           slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			}
+			if tt.client != nil {
+				tt.client(&o)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			nc, err := Connect(ctx, o)
+			if err != nil {
+				t.Fatalf("Connect = %v, want a connection that keeps trying", err)
+			}
+			t.Cleanup(nc.Close)
+
+			// nats.go keeps the reason of the last refused attempt; before the first
+			// retry there is none yet.
+			var ready error
+			eventually(t, func() bool {
+				ready = Ready(nc)
+				return ready != nil && strings.Contains(strings.ToLower(ready.Error()), "authorization violation")
+			}, "Ready to report the authorization violation")
+			if !errors.Is(ready, ErrNotConnected) {
+				t.Fatalf("Ready = %v, want ErrNotConnected", ready)
+			}
+			// Several more refusals: without IgnoreAuthErrorAbort nats.go would have
+			// closed the connection after the second.
+			var lastReconnects uint64
+			eventually(t, func() bool {
+				lastReconnects = nc.Stats().Reconnects
+				return lastReconnects >= 3
+			}, "three refused reconnect attempts")
+			if nc.IsClosed() {
+				t.Fatal("connection closed after repeated authorization errors")
+			}
+
+			fixed := opts // the server keeps the options it is given
+			tt.fixed(&fixed)
+			if err := s.ReloadOptions(&fixed); err != nil {
+				t.Fatalf("reload: %v", err)
+			}
+			waitStatus(t, nc, nats.CONNECTED)
+			if err := Ready(nc); err != nil {
+				t.Fatalf("Ready after the server accepts the credentials: %v", err)
+			}
+
+			out := logs.String()
+			if n := countLines(out, `"level":"ERROR"`, "authorization violation"); n != 1 {
+				t.Fatalf("authorization error logged %d times at error level, want 1:\n%s", n, out)
+			}
+			if !strings.Contains(out, tt.wantHint) {
+				t.Fatalf("log does not say what to check (%q):\n%s", tt.wantHint, out)
+			}
+			for _, secret := range []string{"right-pw", "wrong-pw", "tok-123", "tok-456"} {
+				if strings.Contains(out, secret) || strings.Contains(ready.Error(), secret) {
+					t.Fatalf("secret %q leaked: ready %q, logs %s", secret, ready, out)
 				}
 			}
 		})
 	}
+}
+
+// TestConnectSurvivesRevokedCredentials checks that a connection whose credentials the
+// server stops accepting keeps trying instead of closing, and comes back when they are
+// accepted again.
+func TestConnectSurvivesRevokedCredentials(t *testing.T) {
+	s, opts := runServer(t, func(o *server.Options) {
+		o.JetStream = false
+		o.Username, o.Password = "bridge", "pw-1"
+	})
+	var logs syncBuffer
+	nc := connect(t, s, func(c *ConnectOptions) {
+		c.User, c.Password = "bridge", "pw-1"
+		c.MaxAuthRetryWait = 100 * time.Millisecond
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+
+	// The server keeps the options it is given: each reload gets its own copy.
+	revoked := opts
+	revoked.Password = "pw-2"
+	if err := s.ReloadOptions(&revoked); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	eventually(t, func() bool {
+		err := Ready(nc)
+		return err != nil && strings.Contains(strings.ToLower(err.Error()), "authorization violation")
+	}, "Ready to report the authorization violation")
+	before := nc.Stats().Reconnects
+	eventually(t, func() bool { return nc.Stats().Reconnects >= before+3 }, "three refused reconnect attempts")
+	if nc.IsClosed() {
+		t.Fatal("connection closed after repeated authorization errors")
+	}
+
+	restored := opts
+	if err := s.ReloadOptions(&restored); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	waitStatus(t, nc, nats.CONNECTED)
+	out := logs.String()
+	if n := countLines(out, `"level":"ERROR"`, "authorization violation"); n != 1 {
+		t.Fatalf("authorization error logged %d times at error level, want 1:\n%s", n, out)
+	}
+}
+
+func TestReconnectDelay(t *testing.T) {
+	tests := []struct {
+		name     string
+		auth     bool
+		attempts int
+		want     time.Duration
+	}{
+		{name: "reachable first round", attempts: 1, want: 100 * time.Millisecond},
+		{name: "reachable later rounds do not grow", attempts: 10, want: 100 * time.Millisecond},
+		{name: "refused first round", auth: true, attempts: 1, want: 100 * time.Millisecond},
+		{name: "refused doubles", auth: true, attempts: 3, want: 400 * time.Millisecond},
+		{name: "refused is capped", auth: true, attempts: 10, want: time.Second},
+		{name: "refused many rounds", auth: true, attempts: 1 << 20, want: time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sl := &stateLog{wait: 100 * time.Millisecond, authMaxWait: time.Second, authFailing: tt.auth}
+			if got := sl.reconnectDelay(tt.attempts); got != tt.want {
+				t.Fatalf("reconnectDelay(%d) = %v, want %v", tt.attempts, got, tt.want)
+			}
+			sl.jitter = 50 * time.Millisecond
+			if got := sl.reconnectDelay(tt.attempts); got < tt.want || got >= tt.want+sl.jitter {
+				t.Fatalf("with jitter: reconnectDelay(%d) = %v, want in [%v, %v)", tt.attempts, got, tt.want, tt.want+sl.jitter)
+			}
+		})
+	}
+}
+
+func TestIsAuthError(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "nil", err: nil, want: false},
+		{name: "authorization", err: nats.ErrAuthorization, want: true},
+		{name: "wrapped", err: fmt.Errorf("connect: %w", nats.ErrAuthorization), want: true},
+		{name: "expired", err: nats.ErrAuthExpired, want: true},
+		{name: "revoked", err: nats.ErrAuthRevoked, want: true},
+		{name: "user authentication expired", err: errors.New("nats: user authentication expired"), want: true},
+		{name: "no servers", err: nats.ErrNoServers, want: false},
+		{name: "permissions", err: nats.ErrPermissionViolation, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsAuthError(tt.err); got != tt.want {
+				t.Fatalf("IsAuthError(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// countLines counts the lines of out that contain every one of subs, ignoring case.
+func countLines(out string, subs ...string) int {
+	n := 0
+	for line := range strings.SplitSeq(strings.ToLower(out), "\n") {
+		all := line != ""
+		for _, sub := range subs {
+			all = all && strings.Contains(line, strings.ToLower(sub))
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }
 
 func TestConnectBeforeServerStarts(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
@@ -102,9 +104,14 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 	}
 	defer emu.Close()
 
+	storeDir, err := os.MkdirTemp("", "datacore-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(storeDir)
 	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: o.natsPort, NoSigs: true,
-		JetStream: o.jetStream, StoreDir: "", // a temporary directory when JetStream is on
+		Host: "127.0.0.1", Port: o.natsPort, NoSigs: true, NoLog: true,
+		JetStream: o.jetStream, StoreDir: storeDir,
 	})
 	if err != nil {
 		return fmt.Errorf("nats server: %w", err)
@@ -172,6 +179,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 			return nil
 		case <-tick.C:
 			fmt.Fprintf(out, "[%5s] %s\n", time.Since(started).Round(time.Second), w.summary(m))
+			fmt.Fprintf(out, "        %s\n", streamsLine(b.sup.Streams()))
 			if subj, payload, ok := w.sample(); ok && !shownSample {
 				shownSample = true
 				fmt.Fprintf(out, "        sample: %s %s\n", subj, truncate(payload, 160))
@@ -226,6 +234,25 @@ func (w *watcher) summary(m *metrics.Metrics) string {
 		int(counterValue(m.Grants)), int(counterValue(m.Rotations.WithLabelValues("ok"))),
 		int(vecSum(m.Reconnects)), int(vecSum(m.Duplicates)))
 	return sb.String()
+}
+
+// streamsLine says how many streams are connected and when the next signed URL expires.
+func streamsLine(streams []fixtures.StreamInfo) string {
+	connected := 0
+	var next time.Time
+	for _, s := range streams {
+		if s.State == fixtures.StateConnected {
+			connected++
+		}
+		if s.GrantExpiresAt != nil && (next.IsZero() || s.GrantExpiresAt.Before(next)) {
+			next = *s.GrantExpiresAt
+		}
+	}
+	line := fmt.Sprintf("streams connected %d/%d", connected, len(streams))
+	if !next.IsZero() {
+		line += fmt.Sprintf(", next signed URL expires in %s (rotation starts ahead of it)", time.Until(next).Round(100*time.Millisecond))
+	}
+	return line
 }
 
 func truncate(b []byte, n int) string {

@@ -1,0 +1,423 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/sim"
+)
+
+const (
+	natsAuthCredID     = "natsauth-credential"
+	natsAuthCredSecret = "natsauth-secret"
+)
+
+// TestNATSAuth starts the bridge against a NATS server that wants each kind of
+// authentication the configuration offers and checks that it becomes ready.
+func TestNATSAuth(t *testing.T) {
+	userKey, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	userPub, _ := userKey.PublicKey()
+	userSeed, _ := userKey.Seed()
+	seedFile := writeNATSAuthFile(t, "user.nk", userSeed)
+	operatorMode, credsFile := natsOperatorSetup(t)
+	pki := newNATSTestPKI(t)
+
+	tests := []struct {
+		name   string
+		server func(*server.Options)
+		client func(*config.Config)
+	}{
+		{
+			name:   "user and password",
+			server: func(o *server.Options) { o.Username, o.Password = "bridge", "nats-pw-1" },
+			client: func(c *config.Config) { c.NATSUser, c.NATSPassword = "bridge", "nats-pw-1" },
+		},
+		{
+			name:   "token",
+			server: func(o *server.Options) { o.Authorization = "nats-token-1" },
+			client: func(c *config.Config) { c.NATSToken = "nats-token-1" },
+		},
+		{
+			name:   "nkey",
+			server: func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: userPub}} },
+			client: func(c *config.Config) { c.NATSNKey = seedFile },
+		},
+		{
+			name:   "creds file in operator mode",
+			server: operatorMode,
+			client: func(c *config.Config) { c.NATSCreds = credsFile },
+		},
+		{
+			name: "tls with a client certificate",
+			server: func(o *server.Options) {
+				tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+					CertFile: pki.serverCert, KeyFile: pki.serverKey, CaFile: pki.caFile, Verify: true,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = tc, true, true, 5
+			},
+			client: func(c *config.Config) {
+				c.NATSTLSCA, c.NATSTLSCert, c.NATSTLSKey = pki.caFile, pki.clientCert, pki.clientKey
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := runNATSAuthServer(t, tt.server)
+			nb := startNATSAuthBridge(t, ns, tt.client)
+
+			var body string
+			waitNATSAuth(t, "/readyz to answer 200", func() bool {
+				var code int
+				code, body = nb.get(t, "/readyz")
+				return code == http.StatusOK
+			})
+			if !strings.Contains(body, `"ready"`) {
+				t.Fatalf("/readyz body %s", body)
+			}
+			if nb.b.nc.ConnectedUrl() == "" {
+				t.Fatal("bridge not connected to NATS")
+			}
+			if err := nb.shutdown(); err != nil {
+				t.Fatalf("shutdown: %v", err)
+			}
+			nb.assertNoSecrets(t, "nats-pw-1", "nats-token-1", string(userSeed))
+		})
+	}
+}
+
+// TestNATSWrongPasswordKeepsRunning checks that NATS refusing the bridge's
+// credentials does not stop it: it starts, /healthz answers 200, /readyz
+// answers 503 saying why, it keeps trying, and the refusal is logged once.
+func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
+	ns := runNATSAuthServer(t, func(o *server.Options) { o.Username, o.Password = "bridge", "right-nats-pw" })
+	nb := startNATSAuthBridge(t, ns, func(c *config.Config) {
+		c.NATSUser, c.NATSPassword = "bridge", "wrong-nats-pw"
+		c.ShutdownTimeout = time.Second
+	})
+
+	var body string
+	waitNATSAuth(t, "/readyz to name the authorization violation", func() bool {
+		var code int
+		code, body = nb.get(t, "/readyz")
+		if code == http.StatusOK {
+			t.Fatalf("/readyz answered 200 with a wrong password: %s", body)
+		}
+		return code == http.StatusServiceUnavailable && strings.Contains(strings.ToLower(body), "authorization violation")
+	})
+	t.Logf("/readyz: %s", body)
+	// nats.go counts an attempt once it reached the server; each was refused.
+	waitNATSAuth(t, "a refused reconnect attempt", func() bool { return nb.b.nc.Stats().Reconnects >= 1 })
+	if code, _ := nb.get(t, "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz answered %d, want 200 while NATS refuses the credentials", code)
+	}
+	if nb.b.nc.IsClosed() {
+		t.Fatal("the NATS connection gave up")
+	}
+
+	logs := nb.logs.String()
+	if n := countNATSAuthLines(logs, `"level":"ERROR"`, "authorization violation"); n != 1 {
+		t.Fatalf("authorization violation logged %d times as an error, want once:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, "DATACORE_NATS_PASSWORD") {
+		t.Fatalf("the error does not say what to check:\n%s", logs)
+	}
+
+	// With NATS refusing the bridge there is nothing to flush or drain into; the
+	// shutdown is bounded by DATACORE_SHUTDOWN_TIMEOUT (shortened here) and may
+	// report that it could not flush, which is not what this test is about.
+	if err := nb.shutdown(); err != nil {
+		t.Logf("shutdown with NATS refusing the credentials: %v", err)
+	}
+	nb.assertNoSecrets(t, "right-nats-pw", "wrong-nats-pw")
+}
+
+// natsAuthBridge is a bridge started by startNATSAuthBridge.
+type natsAuthBridge struct {
+	b    *bridge
+	logs *natsAuthLog
+	base string
+
+	once    sync.Once
+	stopErr error
+}
+
+// startNATSAuthBridge starts the emulator and the bridge, following nothing,
+// against ns with the NATS settings auth applies.
+func startNATSAuthBridge(t *testing.T, ns *server.Server, auth func(*config.Config)) *natsAuthBridge {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	emu, err := sim.Start(ctx, sim.Options{CredentialID: natsAuthCredID, CredentialSecret: natsAuthCredSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+
+	cfg := config.Defaults()
+	cfg.APIURL = emu.APIURL()
+	cfg.CredentialID, cfg.CredentialSecret = natsAuthCredID, natsAuthCredSecret
+	cfg.AdminToken = "natsauth-admin"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.NATSURLs = []string{ns.ClientURL()}
+	auth(cfg)
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	logs := &natsAuthLog{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	b, err := start(ctx, cfg, log, bridgeExtras{})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	nb := &natsAuthBridge{b: b, logs: logs, base: "http://" + b.httpAddr.String()}
+	t.Cleanup(func() { _ = nb.shutdown() })
+	return nb
+}
+
+// shutdown shuts the bridge down once and returns what b.shutdown returned.
+func (nb *natsAuthBridge) shutdown() error {
+	nb.once.Do(func() { nb.stopErr = nb.b.shutdown() })
+	return nb.stopErr
+}
+
+// get asks the bridge's HTTP API for path and returns the status and body.
+func (nb *natsAuthBridge) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nb.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// assertNoSecrets fails if a secret reached the logs.
+func (nb *natsAuthBridge) assertNoSecrets(t *testing.T, secrets ...string) {
+	t.Helper()
+	logs := nb.logs.String()
+	for _, s := range append(secrets, natsAuthCredSecret) {
+		if strings.Contains(logs, s) {
+			t.Fatalf("secret %q in the logs:\n%s", s, logs)
+		}
+	}
+}
+
+// runNATSAuthServer starts an in-process NATS server on a random port, after
+// mod has set its authentication.
+func runNATSAuthServer(t *testing.T, mod func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
+	mod(opts)
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server did not start")
+	}
+	return ns
+}
+
+// waitNATSAuth waits until cond holds, failing the test after 15 s.
+func waitNATSAuth(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// countNATSAuthLines counts the lines of logs holding every one of subs, ignoring case.
+func countNATSAuthLines(logs string, subs ...string) int {
+	n := 0
+	for line := range strings.SplitSeq(strings.ToLower(logs), "\n") {
+		all := line != ""
+		for _, s := range subs {
+			all = all && strings.Contains(line, strings.ToLower(s))
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// natsAuthLog is a log sink safe for concurrent writes.
+type natsAuthLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *natsAuthLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *natsAuthLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func writeNATSAuthFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// natsOperatorSetup returns server options for operator (JWT) mode with one
+// account, and a creds file for a user of that account.
+func natsOperatorSetup(t *testing.T) (func(*server.Options), string) {
+	t.Helper()
+	okp, err := nkeys.CreateOperator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opub, _ := okp.PublicKey()
+	oc := jwt.NewOperatorClaims(opub)
+	if _, err := oc.Encode(okp); err != nil {
+		t.Fatal(err)
+	}
+	akp, _ := nkeys.CreateAccount()
+	apub, _ := akp.PublicKey()
+	ajwt, err := jwt.NewAccountClaims(apub).Encode(okp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ukp, _ := nkeys.CreateUser()
+	upub, _ := ukp.PublicKey()
+	ujwt, err := jwt.NewUserClaims(upub).Encode(akp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	useed, _ := ukp.Seed()
+	creds, err := jwt.FormatUserConfig(ujwt, useed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := &server.MemAccResolver{}
+	if err := resolver.Store(apub, ajwt); err != nil {
+		t.Fatal(err)
+	}
+	mod := func(o *server.Options) {
+		o.TrustedOperators = []*jwt.OperatorClaims{oc}
+		o.AccountResolver = resolver
+	}
+	return mod, writeNATSAuthFile(t, "user.creds", creds)
+}
+
+// natsTestPKI is a self-signed CA with a server certificate for 127.0.0.1 and
+// a client certificate, as PEM files.
+type natsTestPKI struct {
+	caFile, serverCert, serverKey, clientCert, clientKey string
+}
+
+func newNATSTestPKI(t *testing.T) natsTestPKI {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "datacore-bridge test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, keyPEM []byte) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: "datacore-bridge test"},
+			NotBefore:    now.Add(-time.Hour),
+			NotAfter:     now.Add(time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+			IPAddresses:  ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	}
+	sc, sk := leaf(2, x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
+	cc, ck := leaf(3, x509.ExtKeyUsageClientAuth, nil)
+	return natsTestPKI{
+		caFile:     writeNATSAuthFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
+		serverCert: writeNATSAuthFile(t, "server.pem", sc),
+		serverKey:  writeNATSAuthFile(t, "server-key.pem", sk),
+		clientCert: writeNATSAuthFile(t, "client.pem", cc),
+		clientKey:  writeNATSAuthFile(t, "client-key.pem", ck),
+	}
+}
