@@ -1,11 +1,14 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +58,13 @@ type JetStreamOptions struct {
 // acknowledges it or Close gives up; the server's duplicate window drops copies it
 // already stored. Only errors that a retry cannot fix are final: the connection closed
 // for good, payload over the server's limit, a bad subject, or a JetStream API error
-// with code 400. done is called on another goroutine, in no particular order.
+// with code 400.
+//
+// One goroutine per publisher sees every message through: nats.go's acknowledgement
+// and error handlers hand it the outcomes, and it calls done, schedules retries and
+// publishes again. done is therefore called on that goroutine, one call at a time and
+// mostly in the order the server acknowledged the messages: it should return quickly
+// (a done that blocks delays the others) and must not call Publish or Close.
 type JetStream struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
@@ -63,12 +72,18 @@ type JetStream struct {
 	log   *slog.Logger
 	opts  JetStreamOptions
 	sem   chan struct{}
+	wake  chan struct{} // capacity 1: events were queued for the loop
 
-	mu       sync.RWMutex
-	closed   bool
+	mu     sync.Mutex
+	closed bool
+	live   map[*nats.Msg]*jsEntry // taken by Publish, neither settled nor acknowledged
+	events []jsEvent              // outcomes waiting for the loop, in arrival order
+	seq    uint64                 // Publish calls taken
+
 	closing  chan struct{}   // closed by Close: Publish takes no more
 	life     context.Context // canceled when Close stops waiting: pending are abandoned
 	cancel   context.CancelFunc
+	loopDone chan struct{} // closed when the loop has returned
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 
@@ -79,6 +94,30 @@ type JetStream struct {
 	dropped   atomic.Uint64
 	abandoned atomic.Uint64
 	pending   atomic.Int64
+}
+
+// jsEntry is one message taken by Publish and not yet settled.
+type jsEntry struct {
+	msg  *nats.Msg
+	done func(error)
+	seq  uint64 // order of Publish calls: retries go out in this order
+
+	// Guarded by JetStream.mu.
+	attempt  uint32 // publishes started
+	inFlight bool   // handed to nats.go, outcome not yet claimed
+
+	// Owned by whoever holds the entry out of flight: Publish before its first
+	// publish, the loop afterwards.
+	tried   bool          // published at least once
+	backoff time.Duration // pause before the next retry after a failure
+	due     time.Time     // earliest next publish
+}
+
+// jsEvent is an outcome handed to the loop.
+type jsEvent struct {
+	e     *jsEntry
+	acked bool
+	err   error // why the attempt failed; nil when never tried
 }
 
 var _ Publisher = (*JetStream)(nil)
@@ -104,26 +143,35 @@ func NewJetStream(nc *nats.Conn, o JetStreamOptions) (*JetStream, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	life, cancel := context.WithCancel(context.Background())
+	p := &JetStream{
+		nc:       nc,
+		log:      o.Logger,
+		opts:     o,
+		sem:      make(chan struct{}, o.MaxPending),
+		wake:     make(chan struct{}, 1),
+		live:     make(map[*nats.Msg]*jsEntry, o.MaxPending),
+		closing:  make(chan struct{}),
+		life:     life,
+		cancel:   cancel,
+		loopDone: make(chan struct{}),
+	}
 	// The semaphore is the real bound; nats.go's own cap is set above it so that its
-	// stall (which fails after 200 ms) never triggers.
+	// stall (which fails after 200 ms) never triggers. Outcomes arrive through the
+	// handlers rather than through a PubAckFuture per message.
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(2*o.MaxPending),
-		jetstream.WithPublishAsyncTimeout(o.AckTimeout))
+		jetstream.WithPublishAsyncTimeout(o.AckTimeout),
+		jetstream.WithPublishAsyncAckHandler(p.acked),
+		jetstream.WithPublishAsyncErrHandler(p.failedAsync))
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
-	life, cancel := context.WithCancel(context.Background())
-	return &JetStream{
-		nc:      nc,
-		js:      js,
-		watch:   newConnWatch(nc),
-		log:     o.Logger,
-		opts:    o,
-		sem:     make(chan struct{}, o.MaxPending),
-		closing: make(chan struct{}),
-		life:    life,
-		cancel:  cancel,
-	}, nil
+	p.js = js
+	p.watch = newConnWatch(nc)
+	go p.loop()
+	return p, nil
 }
 
 // JetStream returns the jetstream context the publisher uses, e.g. for EnsureStream.
@@ -144,16 +192,6 @@ func (p *JetStream) Publish(ctx context.Context, msg *nats.Msg, done func(error)
 	case <-p.closing:
 		return ErrClosed
 	}
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		<-p.sem
-		return ErrClosed
-	}
-	p.wg.Add(1)
-	p.mu.RUnlock()
-	p.pending.Add(1)
-
 	if msg.Header == nil {
 		msg.Header = make(nats.Header, 1)
 	}
@@ -161,114 +199,292 @@ func (p *JetStream) Publish(ctx context.Context, msg *nats.Msg, done func(error)
 		msg.Header[jetstream.MsgIDHeader] = []string{MsgID(msg.Subject, msg.Data)}
 	}
 	// Publish on the caller's goroutine while connected, so that messages enter NATS in
-	// the order they were given; the acknowledgement is awaited elsewhere.
-	var (
-		paf   jetstream.PubAckFuture
-		err   error
-		tried bool
-	)
-	if p.nc.Status() == nats.CONNECTED {
-		paf, err = p.js.PublishMsgAsync(msg)
-		tried = true
+	// the order they were given; otherwise the loop publishes once reconnected.
+	connected := p.nc.Status() == nats.CONNECTED
+	p.pending.Add(1)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.pending.Add(-1)
+		<-p.sem
+		return ErrClosed
 	}
-	go p.track(msg, done, paf, err, tried)
+	if _, dup := p.live[msg]; dup {
+		// The same *nats.Msg given again while still pending: nats.go reports outcomes
+		// by message, so this copy needs its own identity.
+		msg = &nats.Msg{Subject: msg.Subject, Reply: msg.Reply, Header: msg.Header, Data: msg.Data}
+	}
+	p.seq++
+	e := &jsEntry{msg: msg, done: done, seq: p.seq, tried: connected, backoff: p.opts.RetryBackoff}
+	p.live[msg] = e
+	p.wg.Add(1)
+	wake := false
+	if connected {
+		e.attempt, e.inFlight = 1, true
+	} else {
+		wake = p.postLocked(jsEvent{e: e})
+	}
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+	if !connected {
+		return nil
+	}
+	if _, err := p.js.PublishMsgAsync(msg); err != nil && p.claim(e, 1) {
+		p.post(jsEvent{e: e, err: err})
+	}
 	return nil
 }
 
-// track sees one message through: it waits for its acknowledgement and publishes it
-// again until it is acknowledged, fails for good, or is abandoned by Close.
-func (p *JetStream) track(msg *nats.Msg, done func(error), paf jetstream.PubAckFuture, err error, tried bool) {
-	defer p.wg.Done()
-	backoff := p.opts.RetryBackoff
-	for {
-		if paf != nil {
-			select {
-			case <-paf.Ok():
-				p.settle(done)
-				return
-			case err = <-paf.Err():
-			case <-p.life.Done():
-				p.abandon(done)
-				return
-			}
-		}
-		if tried {
-			p.errors.Add(1)
-			if permanent(err) {
-				p.drop(msg, done, err)
-				return
-			}
-			if p.degraded.CompareAndSwap(false, true) {
-				p.log.Warn("jetstream publish failed, retrying", "subject", msg.Subject, "error", err)
-			} else {
-				p.log.Debug("jetstream publish failed, retrying", "subject", msg.Subject, "error", err)
-			}
-			if !errors.Is(err, nats.ErrDisconnected) {
-				if !p.pause(backoff) {
-					p.abandon(done)
-					return
-				}
-				backoff = min(2*backoff, p.opts.MaxRetryBackoff)
-			}
-		}
-		if werr := p.watch.wait(p.life, nil); werr != nil {
-			if errors.Is(werr, nats.ErrConnectionClosed) {
-				p.drop(msg, done, werr)
-			} else {
-				p.abandon(done)
-			}
-			return
-		}
-		if tried {
-			p.retries.Add(1)
-		}
-		tried = true
-		paf, err = p.js.PublishMsgAsync(msg)
-		if err != nil {
-			paf = nil
-		}
+// acked is nats.go's acknowledgement handler. It runs on nats.go's goroutine and so
+// only hands the message to the loop.
+func (p *JetStream) acked(_ jetstream.JetStream, msg *nats.Msg, _ *jetstream.PubAck) {
+	p.mu.Lock()
+	e := p.live[msg]
+	if e == nil || !e.inFlight {
+		p.mu.Unlock()
+		return // not ours, or abandoned
+	}
+	e.inFlight = false
+	delete(p.live, msg)
+	wake := p.postLocked(jsEvent{e: e, acked: true})
+	p.mu.Unlock()
+	if wake {
+		p.signal()
 	}
 }
 
-// pause waits about d (with ±20 % jitter); false if the publisher was abandoned meanwhile.
-func (p *JetStream) pause(d time.Duration) bool {
-	d += time.Duration((rand.Float64()*0.4 - 0.2) * float64(d))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-p.life.Done():
+// failedAsync is nats.go's error handler (no acknowledgement in time, negative
+// acknowledgement, disconnection). nats.go may call it holding its own lock: it only
+// hands the message to the loop.
+func (p *JetStream) failedAsync(_ jetstream.JetStream, msg *nats.Msg, err error) {
+	p.mu.Lock()
+	e := p.live[msg]
+	if e == nil || !e.inFlight {
+		p.mu.Unlock()
+		return
+	}
+	e.inFlight = false
+	wake := p.postLocked(jsEvent{e: e, err: err})
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+}
+
+// claim takes e back after its publish number attempt failed at once. It reports false
+// when a handler has already taken it.
+func (p *JetStream) claim(e *jsEntry, attempt uint32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !e.inFlight || e.attempt != attempt {
 		return false
 	}
+	e.inFlight = false
+	return true
 }
 
-func (p *JetStream) release() {
-	p.pending.Add(-1)
-	<-p.sem
+// postLocked queues ev for the loop; p.mu must be held. It reports whether the loop
+// needs waking: only the first event of a batch does.
+func (p *JetStream) postLocked(ev jsEvent) bool {
+	p.events = append(p.events, ev)
+	return len(p.events) == 1
 }
 
-func (p *JetStream) settle(done func(error)) {
+func (p *JetStream) post(ev jsEvent) {
+	p.mu.Lock()
+	wake := p.postLocked(ev)
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+}
+
+func (p *JetStream) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop settles acknowledged messages, and publishes failed ones again when they are
+// due and the connection is up, until Close abandons what is left.
+func (p *JetStream) loop() {
+	defer close(p.loopDone)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var batch []jsEvent
+	var retry []*jsEntry // out of flight, waiting for their turn
+	for {
+		var timerC <-chan time.Time
+		var changed <-chan struct{}
+		if len(retry) > 0 {
+			retry, timerC, changed = p.republish(retry, timer)
+		}
+		select {
+		case <-p.wake:
+		case <-timerC:
+		case <-changed:
+		case <-p.life.Done():
+			p.abandonAll()
+			return
+		}
+		p.mu.Lock()
+		batch, p.events = p.events, batch[:0]
+		p.mu.Unlock()
+		for i, ev := range batch {
+			if ev.acked {
+				p.settle(ev.e)
+			} else if p.failed(ev.e, ev.err) {
+				retry = append(retry, ev.e)
+			}
+			batch[i] = jsEvent{}
+		}
+	}
+}
+
+// republish publishes again the entries of retry that are due, if the connection is
+// up. It returns the entries still waiting and the channels to wait on for them: the
+// timer for the next one due, or the next change of connection status.
+func (p *JetStream) republish(retry []*jsEntry, timer *time.Timer) ([]*jsEntry, <-chan time.Time, <-chan struct{}) {
+	changed := p.watch.nextChange()
+	switch p.nc.Status() {
+	case nats.CONNECTED:
+	case nats.CLOSED:
+		for _, e := range retry {
+			p.drop(e, nats.ErrConnectionClosed)
+		}
+		clear(retry)
+		return retry[:0], nil, nil
+	default:
+		return retry, nil, changed
+	}
+	now := time.Now()
+	if !slices.ContainsFunc(retry, func(e *jsEntry) bool { return !e.due.After(now) }) {
+		return retry, p.nextDue(retry, timer), nil
+	}
+	slices.SortFunc(retry, func(a, b *jsEntry) int { return cmp.Compare(a.seq, b.seq) })
+	kept := retry[:0]
+	for _, e := range retry {
+		if e.due.After(now) {
+			kept = append(kept, e)
+			continue
+		}
+		if e.tried {
+			p.retries.Add(1)
+		}
+		e.tried = true
+		p.mu.Lock()
+		e.attempt++
+		attempt := e.attempt
+		e.inFlight = true
+		p.mu.Unlock()
+		if _, err := p.js.PublishMsgAsync(e.msg); err != nil && p.claim(e, attempt) && p.failed(e, err) {
+			kept = append(kept, e)
+		}
+	}
+	clear(retry[len(kept):])
+	if len(kept) == 0 {
+		return kept, nil, nil
+	}
+	return kept, p.nextDue(kept, timer), nil
+}
+
+// nextDue arms timer for the earliest due time in retry.
+func (p *JetStream) nextDue(retry []*jsEntry, timer *time.Timer) <-chan time.Time {
+	next := retry[0].due
+	for _, e := range retry[1:] {
+		if e.due.Before(next) {
+			next = e.due
+		}
+	}
+	timer.Reset(time.Until(next))
+	return timer.C
+}
+
+// failed records a failed attempt of e (or, when e was never published, its wait for
+// the connection). It reports whether e is to be published again; if not, it was
+// dropped.
+func (p *JetStream) failed(e *jsEntry, err error) bool {
+	if !e.tried {
+		e.due = time.Time{} // as soon as connected
+		return true
+	}
+	p.errors.Add(1)
+	if permanent(err) {
+		p.drop(e, err)
+		return false
+	}
+	if p.degraded.CompareAndSwap(false, true) {
+		p.log.Warn("jetstream publish failed, retrying", "subject", e.msg.Subject, "error", err)
+	} else {
+		p.log.Debug("jetstream publish failed, retrying", "subject", e.msg.Subject, "error", err)
+	}
+	if errors.Is(err, nats.ErrDisconnected) {
+		e.due = time.Time{} // as soon as reconnected
+		return true
+	}
+	// About the backoff, with ±20 % jitter.
+	d := e.backoff + time.Duration((rand.Float64()*0.4-0.2)*float64(e.backoff))
+	e.due = time.Now().Add(d)
+	e.backoff = min(2*e.backoff, p.opts.MaxRetryBackoff)
+	return true
+}
+
+// abandonAll settles what was acknowledged and abandons every other pending message.
+func (p *JetStream) abandonAll() {
+	p.mu.Lock()
+	events, live := p.events, p.live
+	p.events, p.live = nil, nil
+	for _, e := range live {
+		e.inFlight = false // a publish failing at once now claims nothing
+	}
+	p.mu.Unlock()
+	for _, ev := range events {
+		if ev.acked {
+			p.settle(ev.e)
+		}
+	}
+	left := slices.SortedFunc(maps.Values(live), func(a, b *jsEntry) int { return cmp.Compare(a.seq, b.seq) })
+	for _, e := range left {
+		p.dropped.Add(1)
+		p.abandoned.Add(1)
+		p.finish(e, ErrAbandoned)
+	}
+}
+
+func (p *JetStream) settle(e *jsEntry) {
 	p.published.Add(1)
 	if p.degraded.Load() && p.degraded.CompareAndSwap(true, false) {
 		p.log.Info("jetstream publish acknowledged again")
 	}
-	p.release()
-	settle(done, nil)
+	p.finish(e, nil)
 }
 
-func (p *JetStream) drop(msg *nats.Msg, done func(error), err error) {
+func (p *JetStream) drop(e *jsEntry, err error) {
+	p.mu.Lock()
+	delete(p.live, e.msg)
+	p.mu.Unlock()
 	p.dropped.Add(1)
-	p.log.Warn("jetstream publish failed for good, message dropped", "subject", msg.Subject, "error", err)
-	p.release()
-	settle(done, err)
+	p.log.Warn("jetstream publish failed for good, message dropped", "subject", e.msg.Subject, "error", err)
+	p.finish(e, err)
 }
 
-func (p *JetStream) abandon(done func(error)) {
-	p.dropped.Add(1)
-	p.abandoned.Add(1)
-	p.release()
-	settle(done, ErrAbandoned)
+// finish releases e's place in the budget and calls its done.
+func (p *JetStream) finish(e *jsEntry, err error) {
+	p.pending.Add(-1)
+	<-p.sem
+	settle(e.done, err)
+	p.wg.Done()
+}
+
+// nextChange returns a channel closed at the connection's next status change.
+func (w *connWatch) nextChange() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.wake
 }
 
 // permanent reports whether publishing the same message again cannot succeed.
@@ -316,6 +532,7 @@ func (p *JetStream) Close(ctx context.Context) error {
 		}
 	}
 	p.cancel()
+	<-p.loopDone
 	p.stopOnce.Do(p.watch.stop)
 	return err
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func newJS(t *testing.T, nc *nats.Conn, o JetStreamOptions) *JetStream {
+func newJS(t testing.TB, nc *nats.Conn, o JetStreamOptions) *JetStream {
 	t.Helper()
 	p, err := NewJetStream(nc, o)
 	if err != nil {
@@ -29,7 +31,7 @@ func newJS(t *testing.T, nc *nats.Conn, o JetStreamOptions) *JetStream {
 	return p
 }
 
-func ensure(t *testing.T, js jetstream.JetStream, name, prefix string) {
+func ensure(t testing.TB, js jetstream.JetStream, name, prefix string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -350,4 +352,220 @@ func TestNewJetStreamOptions(t *testing.T) {
 	if _, err := NewJetStream(nc, JetStreamOptions{MaxPending: -1}); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("NewJetStream with negative MaxPending = %v", err)
 	}
+}
+
+// fakeStream answers JetStream publishes on subject with the replies given, one per
+// attempt ("" = no reply at all; once they run out, a positive acknowledgement), and
+// records each attempt's Nats-Msg-Id.
+type fakeStream struct {
+	mu      sync.Mutex
+	replies []string
+	ids     []string
+}
+
+func (f *fakeStream) serve(t *testing.T, s *server.Server, subject string) {
+	t.Helper()
+	nc := connect(t, s, nil)
+	_, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		f.mu.Lock()
+		n := len(f.ids)
+		f.ids = append(f.ids, m.Header.Get(jetstream.MsgIDHeader))
+		reply := `{"stream":"FAKE","seq":1}`
+		if n < len(f.replies) {
+			reply = f.replies[n]
+		}
+		f.mu.Unlock()
+		if reply != "" {
+			_ = m.Respond([]byte(reply))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fakeStream) attempts() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ids)
+}
+
+func TestJetStreamAttemptOutcomes(t *testing.T) {
+	const ok = `{"stream":"FAKE","seq":1}`
+	tests := []struct {
+		name        string
+		replies     []string
+		wantErr     bool // done gets an error
+		wantRetries uint64
+	}{
+		{name: "acknowledged", replies: []string{ok}},
+		{name: "ack timeout then acknowledged", replies: []string{"", ok}, wantRetries: 1},
+		{name: "two ack timeouts", replies: []string{"", "", ok}, wantRetries: 2},
+		{name: "server error then acknowledged", replies: []string{`{"error":{"code":503,"err_code":10008,"description":"unavailable"}}`, ok}, wantRetries: 1},
+		{name: "bad request is final", replies: []string{`{"error":{"code":400,"err_code":10054,"description":"bad"}}`}, wantErr: true},
+		{name: "invalid ack then acknowledged", replies: []string{`nonsense`, ok}, wantRetries: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := runServer(t, nil)
+			f := &fakeStream{replies: tt.replies}
+			f.serve(t, s, "fake.>")
+			nc := connect(t, s, nil)
+			p := newJS(t, nc, JetStreamOptions{AckTimeout: 100 * time.Millisecond, RetryBackoff: 5 * time.Millisecond})
+			dones := newDoneSink(1)
+			if err := p.Publish(context.Background(), &nats.Msg{Subject: "fake.x", Data: []byte("1")}, dones.done); err != nil {
+				t.Fatal(err)
+			}
+			err := dones.wait(t, 1, 10*time.Second)[0]
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("done(%v), want error %v", err, tt.wantErr)
+			}
+			ids := f.attempts()
+			if len(ids) != int(tt.wantRetries)+1 {
+				t.Fatalf("%d attempts, want %d", len(ids), tt.wantRetries+1)
+			}
+			for _, id := range ids {
+				if id != MsgID("fake.x", []byte("1")) {
+					t.Fatalf("attempts carried ids %q, want the message's MsgID each time", ids)
+				}
+			}
+			st := p.Stats()
+			wantPublished, wantDropped := uint64(1), uint64(0)
+			if tt.wantErr {
+				wantPublished, wantDropped = 0, 1
+			}
+			if st.Retries != tt.wantRetries || st.Errors != tt.wantRetries+wantDropped ||
+				st.Published != wantPublished || st.Dropped != wantDropped || st.Pending != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+			if len(dones) != 0 {
+				t.Fatalf("%d extra done callbacks", len(dones))
+			}
+		})
+	}
+}
+
+// A message given again while still pending is published (and settled) twice.
+func TestJetStreamSameMsgTwice(t *testing.T) {
+	s, _ := runServer(t, nil)
+	f := &fakeStream{replies: []string{"", ""}}
+	f.serve(t, s, "fake.>")
+	nc := connect(t, s, nil)
+	p := newJS(t, nc, JetStreamOptions{AckTimeout: 200 * time.Millisecond, RetryBackoff: 5 * time.Millisecond})
+	msg := &nats.Msg{Subject: "fake.x", Data: []byte("1")}
+	dones := newDoneSink(2)
+	for range 2 {
+		if err := p.Publish(context.Background(), msg, dones.done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, err := range dones.wait(t, 2, 10*time.Second) {
+		if err != nil {
+			t.Fatalf("done(%v)", err)
+		}
+	}
+	if n := len(f.attempts()); n != 4 {
+		t.Fatalf("%d attempts, want 4 (two timed out, two acknowledged)", n)
+	}
+	if st := p.Stats(); st.Published != 2 || st.Retries != 2 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Close abandons messages still waiting for their acknowledgement, and the
+// acknowledgement timeouts that follow call nothing more.
+func TestJetStreamCloseAbandonsUnacknowledged(t *testing.T) {
+	s, _ := runServer(t, nil)
+	f := &fakeStream{replies: slices.Repeat([]string{""}, 100)}
+	f.serve(t, s, "fake.>")
+	nc := connect(t, s, nil)
+	p, err := NewJetStream(nc, JetStreamOptions{AckTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	dones := newDoneSink(2 * n)
+	for i := range n {
+		if err := p.Publish(context.Background(), &nats.Msg{Subject: "fake.x", Data: []byte{byte(i)}}, dones.done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, func() bool { return len(f.attempts()) == n }, "the first attempts")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); !errors.Is(err, ErrAbandoned) || !strings.Contains(err.Error(), "5 messages") {
+		t.Fatalf("Close = %v, want ErrAbandoned for 5 messages", err)
+	}
+	for _, err := range dones.wait(t, n, time.Second) {
+		if !errors.Is(err, ErrAbandoned) {
+			t.Fatalf("done(%v), want ErrAbandoned", err)
+		}
+	}
+	// nats.go forgets them when their acknowledgement times out.
+	eventually(t, func() bool { return p.JetStream().PublishAsyncPending() == 0 }, "nats.go to give up on the acknowledgements")
+	if len(dones) != 0 {
+		t.Fatalf("%d extra done callbacks", len(dones))
+	}
+	if st := p.Stats(); st.Pending != 0 || st.Dropped != n || st.Published != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Pending messages cost no goroutine each.
+func TestJetStreamPendingWithoutGoroutines(t *testing.T) {
+	s, _ := runServer(t, nil)
+	nc := connect(t, s, nil)
+	const pending = 500
+	p := newJS(t, nc, JetStreamOptions{MaxPending: pending})
+	stopServer(s)
+	waitStatus(t, nc, nats.RECONNECTING)
+	before := runtime.NumGoroutine()
+	dones := newDoneSink(pending)
+	for i := range pending {
+		if err := p.Publish(context.Background(), &nats.Msg{Subject: "dc.x", Data: []byte(itoa(i))}, dones.done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := p.Stats(); st.Pending != pending {
+		t.Fatalf("pending %d, want %d", st.Pending, pending)
+	}
+	if extra := runtime.NumGoroutine() - before; extra > pending/10 {
+		t.Fatalf("%d more goroutines with %d messages pending", extra, pending)
+	}
+}
+
+// BenchmarkJetStreamPublish publishes distinct ~300-byte messages through one
+// publisher to an in-process server, as fast as acknowledgements allow.
+func BenchmarkJetStreamPublish(b *testing.B) {
+	s, _ := runServer(b, nil)
+	nc := connect(b, s, nil)
+	p := newJS(b, nc, JetStreamOptions{})
+	ensure(b, p.JetStream(), "DC", "dc")
+	r := NewRoute("dc", "basketball", "fixture", "F1", "read:stream_events", "s/b/f/F1/e")
+	base := bytes.Repeat([]byte("x"), 300)
+	var (
+		wg     sync.WaitGroup
+		failed sync.Once
+	)
+	done := func(err error) {
+		if err != nil {
+			failed.Do(func() { b.Error(err) })
+		}
+		wg.Done()
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		payload := slices.Clone(base)
+		copy(payload, itoa(i))
+		wg.Add(1)
+		if err := p.Publish(context.Background(), r.Msg(payload, now), done); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
 }
