@@ -3,28 +3,20 @@ package sink
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 )
 
 // syncBuffer is a goroutine-safe log sink.
@@ -45,133 +37,8 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func writeFile(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// testPKI is a self-signed CA with a server certificate for 127.0.0.1 and a client
-// certificate, written as PEM files.
-type testPKI struct {
-	caFile, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newTestPKI(t *testing.T) testPKI {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "sink test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, keyPEM []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: "sink test"},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	}
-	sc, sk := leaf(2, x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
-	cc, ck := leaf(3, x509.ExtKeyUsageClientAuth, nil)
-	return testPKI{
-		caFile:     writeFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
-		serverCert: writeFile(t, "server.pem", sc),
-		serverKey:  writeFile(t, "server-key.pem", sk),
-		clientCert: writeFile(t, "client.pem", cc),
-		clientKey:  writeFile(t, "client-key.pem", ck),
-	}
-}
-
-// operatorSetup returns server options for operator (JWT) mode and a creds file for a
-// user of its one account.
-func operatorSetup(t *testing.T) (func(*server.Options), string) {
-	t.Helper()
-	okp, err := nkeys.CreateOperator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opub, _ := okp.PublicKey()
-	oc := jwt.NewOperatorClaims(opub)
-	if _, err := oc.Encode(okp); err != nil {
-		t.Fatal(err)
-	}
-	akp, _ := nkeys.CreateAccount()
-	apub, _ := akp.PublicKey()
-	ajwt, err := jwt.NewAccountClaims(apub).Encode(okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ukp, _ := nkeys.CreateUser()
-	upub, _ := ukp.PublicKey()
-	ujwt, err := jwt.NewUserClaims(upub).Encode(akp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	useed, _ := ukp.Seed()
-	creds, err := jwt.FormatUserConfig(ujwt, useed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolver := &server.MemAccResolver{}
-	if err := resolver.Store(apub, ajwt); err != nil {
-		t.Fatal(err)
-	}
-	mod := func(o *server.Options) {
-		o.JetStream = false
-		o.TrustedOperators = []*jwt.OperatorClaims{oc}
-		o.AccountResolver = resolver
-	}
-	return mod, writeFile(t, "user.creds", creds)
-}
-
 func TestConnectAuth(t *testing.T) {
-	ukp, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	upub, _ := ukp.PublicKey()
-	useed, _ := ukp.Seed()
-	seedFile := writeFile(t, "user.nk", useed)
-	opMod, credsFile := operatorSetup(t)
-	pki := newTestPKI(t)
+	creds := natstest.NewCredentials(t)
 
 	tests := []struct {
 		name   string
@@ -186,40 +53,29 @@ func TestConnectAuth(t *testing.T) {
 		},
 		{
 			name:   "user password",
-			server: func(o *server.Options) { o.Username, o.Password = "bridge", "s3cret-pw" },
+			server: natstest.UserPassword("bridge", "s3cret-pw"),
 			client: func(c *ConnectOptions) { c.User, c.Password = "bridge", "s3cret-pw" },
 		},
 		{
 			name:   "token",
-			server: func(o *server.Options) { o.Authorization = "s3cret-token" },
+			server: natstest.Token("s3cret-token"),
 			client: func(c *ConnectOptions) { c.Token = "s3cret-token" },
 		},
 		{
 			name:   "nkey",
-			server: func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: upub}} },
-			client: func(c *ConnectOptions) { c.NKeyFile = seedFile },
+			server: creds.NKey.ServerOptions(),
+			client: func(c *ConnectOptions) { c.NKeyFile = creds.NKey.SeedFile },
 		},
 		{
 			name:   "creds",
-			server: opMod,
-			client: func(c *ConnectOptions) { c.CredsFile = credsFile },
+			server: creds.Operator.ServerOptions(),
+			client: func(c *ConnectOptions) { c.CredsFile = creds.Operator.CredsFile },
 		},
 		{
-			name: "tls with client certificate",
-			server: func(o *server.Options) {
-				tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
-					CertFile: pki.serverCert, KeyFile: pki.serverKey, CaFile: pki.caFile, Verify: true,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				o.TLSConfig = tc
-				o.TLS = true
-				o.TLSVerify = true
-				o.TLSTimeout = 5
-			},
+			name:   "tls with client certificate",
+			server: creds.PKI.ServerTLS(t, true),
 			client: func(c *ConnectOptions) {
-				c.TLSCA, c.TLSCert, c.TLSKey = pki.caFile, pki.clientCert, pki.clientKey
+				c.TLSCA, c.TLSCert, c.TLSKey = creds.PKI.CAFile, creds.PKI.ClientCert, creds.PKI.ClientKey
 			},
 			tls: true,
 		},
@@ -254,15 +110,8 @@ func TestConnectAuth(t *testing.T) {
 }
 
 func TestConnectRefused(t *testing.T) {
-	pki := newTestPKI(t)
-	otherPKI := newTestPKI(t)
-	tlsServer := func(o *server.Options) {
-		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: pki.serverCert, KeyFile: pki.serverKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.TLSConfig, o.TLS, o.TLSTimeout = tc, true, 5
-	}
+	tlsServer := natstest.NewPKI(t).ServerTLS(t, false)
+	otherPKI := natstest.NewPKI(t)
 	tests := []struct {
 		name    string
 		server  func(*server.Options)
@@ -272,7 +121,7 @@ func TestConnectRefused(t *testing.T) {
 		{
 			name:    "unknown CA",
 			server:  tlsServer,
-			client:  func(c *ConnectOptions) { c.TLSCA = otherPKI.caFile },
+			client:  func(c *ConnectOptions) { c.TLSCA = otherPKI.CAFile },
 			wantMsg: "certificate",
 		},
 		{
@@ -400,7 +249,7 @@ func TestConnectAuthRefused(t *testing.T) {
 			}
 
 			out := logs.String()
-			if n := countLines(out, `"level":"ERROR"`, "authorization violation"); n != 1 {
+			if n := natstest.CountLines(out, `"level":"ERROR"`, "authorization violation"); n != 1 {
 				t.Fatalf("authorization error logged %d times at error level, want 1:\n%s", n, out)
 			}
 			if !strings.Contains(out, tt.wantHint) {
@@ -452,7 +301,7 @@ func TestConnectSurvivesRevokedCredentials(t *testing.T) {
 	}
 	waitStatus(t, nc, nats.CONNECTED)
 	out := logs.String()
-	if n := countLines(out, `"level":"ERROR"`, "authorization violation"); n != 1 {
+	if n := natstest.CountLines(out, `"level":"ERROR"`, "authorization violation"); n != 1 {
 		t.Fatalf("authorization error logged %d times at error level, want 1:\n%s", n, out)
 	}
 }
@@ -507,21 +356,6 @@ func TestIsAuthError(t *testing.T) {
 			}
 		})
 	}
-}
-
-// countLines counts the lines of out that contain every one of subs, ignoring case.
-func countLines(out string, subs ...string) int {
-	n := 0
-	for line := range strings.SplitSeq(strings.ToLower(out), "\n") {
-		all := line != ""
-		for _, sub := range subs {
-			all = all && strings.Contains(line, strings.ToLower(sub))
-		}
-		if all {
-			n++
-		}
-	}
-	return n
 }
 
 func TestConnectBeforeServerStarts(t *testing.T) {

@@ -1,31 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nkeys"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -37,15 +25,7 @@ const (
 // TestNATSAuth starts the bridge against a NATS server that wants each kind of
 // authentication the configuration offers and checks that it becomes ready.
 func TestNATSAuth(t *testing.T) {
-	userKey, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	userPub, _ := userKey.PublicKey()
-	userSeed, _ := userKey.Seed()
-	seedFile := writeNATSAuthFile(t, "user.nk", userSeed)
-	operatorMode, credsFile := natsOperatorSetup(t)
-	pki := newNATSTestPKI(t)
+	creds := natstest.NewCredentials(t)
 
 	tests := []struct {
 		name   string
@@ -54,37 +34,29 @@ func TestNATSAuth(t *testing.T) {
 	}{
 		{
 			name:   "user and password",
-			server: func(o *server.Options) { o.Username, o.Password = "bridge", "nats-pw-1" },
+			server: natstest.UserPassword("bridge", "nats-pw-1"),
 			client: func(c *config.Config) { c.NATSUser, c.NATSPassword = "bridge", "nats-pw-1" },
 		},
 		{
 			name:   "token",
-			server: func(o *server.Options) { o.Authorization = "nats-token-1" },
+			server: natstest.Token("nats-token-1"),
 			client: func(c *config.Config) { c.NATSToken = "nats-token-1" },
 		},
 		{
 			name:   "nkey",
-			server: func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: userPub}} },
-			client: func(c *config.Config) { c.NATSNKey = seedFile },
+			server: creds.NKey.ServerOptions(),
+			client: func(c *config.Config) { c.NATSNKey = creds.NKey.SeedFile },
 		},
 		{
 			name:   "creds file in operator mode",
-			server: operatorMode,
-			client: func(c *config.Config) { c.NATSCreds = credsFile },
+			server: creds.Operator.ServerOptions(),
+			client: func(c *config.Config) { c.NATSCreds = creds.Operator.CredsFile },
 		},
 		{
-			name: "tls with a client certificate",
-			server: func(o *server.Options) {
-				tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
-					CertFile: pki.serverCert, KeyFile: pki.serverKey, CaFile: pki.caFile, Verify: true,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = tc, true, true, 5
-			},
+			name:   "tls with a client certificate",
+			server: creds.PKI.ServerTLS(t, true),
 			client: func(c *config.Config) {
-				c.NATSTLSCA, c.NATSTLSCert, c.NATSTLSKey = pki.caFile, pki.clientCert, pki.clientKey
+				c.NATSTLSCA, c.NATSTLSCert, c.NATSTLSKey = creds.PKI.CAFile, creds.PKI.ClientCert, creds.PKI.ClientKey
 			},
 		},
 	}
@@ -108,7 +80,7 @@ func TestNATSAuth(t *testing.T) {
 			if err := nb.shutdown(); err != nil {
 				t.Fatalf("shutdown: %v", err)
 			}
-			nb.assertNoSecrets(t, "nats-pw-1", "nats-token-1", string(userSeed))
+			nb.assertNoSecrets(t, "nats-pw-1", "nats-token-1", string(creds.NKey.Seed))
 		})
 	}
 }
@@ -143,7 +115,7 @@ func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
 	}
 
 	logs := nb.logs.String()
-	if n := countNATSAuthLines(logs, `"level":"ERROR"`, "authorization violation"); n != 1 {
+	if n := natstest.CountLines(logs, `"level":"ERROR"`, "authorization violation"); n != 1 {
 		t.Fatalf("authorization violation logged %d times as an error, want once:\n%s", n, logs)
 	}
 	if !strings.Contains(logs, "DATACORE_NATS_PASSWORD") {
@@ -162,7 +134,7 @@ func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
 // natsAuthBridge is a bridge started by startNATSAuthBridge.
 type natsAuthBridge struct {
 	b    *bridge
-	logs *natsAuthLog
+	logs *syncBuffer
 	base string
 
 	once    sync.Once
@@ -191,7 +163,7 @@ func startNATSAuthBridge(t *testing.T, ns *server.Server, auth func(*config.Conf
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	logs := &natsAuthLog{}
+	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	b, err := start(ctx, cfg, log, bridgeExtras{})
 	if err != nil {
@@ -270,154 +242,5 @@ func waitNATSAuth(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// countNATSAuthLines counts the lines of logs holding every one of subs, ignoring case.
-func countNATSAuthLines(logs string, subs ...string) int {
-	n := 0
-	for line := range strings.SplitSeq(strings.ToLower(logs), "\n") {
-		all := line != ""
-		for _, s := range subs {
-			all = all && strings.Contains(line, strings.ToLower(s))
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
-// natsAuthLog is a log sink safe for concurrent writes.
-type natsAuthLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *natsAuthLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *natsAuthLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func writeNATSAuthFile(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// natsOperatorSetup returns server options for operator (JWT) mode with one
-// account, and a creds file for a user of that account.
-func natsOperatorSetup(t *testing.T) (func(*server.Options), string) {
-	t.Helper()
-	okp, err := nkeys.CreateOperator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opub, _ := okp.PublicKey()
-	oc := jwt.NewOperatorClaims(opub)
-	if _, err := oc.Encode(okp); err != nil {
-		t.Fatal(err)
-	}
-	akp, _ := nkeys.CreateAccount()
-	apub, _ := akp.PublicKey()
-	ajwt, err := jwt.NewAccountClaims(apub).Encode(okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ukp, _ := nkeys.CreateUser()
-	upub, _ := ukp.PublicKey()
-	ujwt, err := jwt.NewUserClaims(upub).Encode(akp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	useed, _ := ukp.Seed()
-	creds, err := jwt.FormatUserConfig(ujwt, useed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolver := &server.MemAccResolver{}
-	if err := resolver.Store(apub, ajwt); err != nil {
-		t.Fatal(err)
-	}
-	mod := func(o *server.Options) {
-		o.TrustedOperators = []*jwt.OperatorClaims{oc}
-		o.AccountResolver = resolver
-	}
-	return mod, writeNATSAuthFile(t, "user.creds", creds)
-}
-
-// natsTestPKI is a self-signed CA with a server certificate for 127.0.0.1 and
-// a client certificate, as PEM files.
-type natsTestPKI struct {
-	caFile, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newNATSTestPKI(t *testing.T) natsTestPKI {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "datacore-bridge test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, keyPEM []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: "datacore-bridge test"},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	}
-	sc, sk := leaf(2, x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
-	cc, ck := leaf(3, x509.ExtKeyUsageClientAuth, nil)
-	return natsTestPKI{
-		caFile:     writeNATSAuthFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
-		serverCert: writeNATSAuthFile(t, "server.pem", sc),
-		serverKey:  writeNATSAuthFile(t, "server-key.pem", sk),
-		clientCert: writeNATSAuthFile(t, "client.pem", cc),
-		clientKey:  writeNATSAuthFile(t, "client-key.pem", ck),
 	}
 }
