@@ -53,6 +53,15 @@ type Options struct {
 	// ManualAck leaves acknowledging QoS 1 messages to Message.Ack; without
 	// it a message is acknowledged as soon as Handler returns.
 	ManualAck bool
+	// Persistent connects with CleanSession false: the broker keeps the
+	// session (subscriptions, unacknowledged and queued QoS 1 messages) when
+	// the connection ends, and a later Dial with the same ClientID resumes
+	// it, getting what was unacknowledged or sent meanwhile (with AWS IoT
+	// Core, for as long as the session does not expire: an hour by default).
+	// The client keeps no state of its own between Dials: each Dial uses a
+	// fresh in-memory store, so the broker side is what is resumed. Default
+	// false: a clean session, discarded by the broker when the connection ends.
+	Persistent bool
 	// Handler receives every message, one at a time and in arrival order, on
 	// the MQTT client's goroutine. It may be called before Dial returns (once
 	// the first SUBACK has arrived), also when Dial then fails. While it
@@ -83,7 +92,17 @@ type Conn struct {
 	dialErr     error     // why the socket could not be opened, kept as typed
 	aborted     bool      // Dial gave up: a socket opened now must be closed
 
-	subscribed chan error // result of subscribing, from the on-connect handler
+	subscribed     chan error // result of subscribing, from the on-connect handler
+	sessionPresent bool       // CONNACK's session present flag; set before Dial returns
+
+	// Delivery bookkeeping, for Idle: Handler calls running, QoS 1 messages
+	// handed to the Handler and not yet acknowledged (ManualAck), and when a
+	// message last arrived or was acknowledged (unix nanos). activity is
+	// signalled (without blocking) whenever one of them changes.
+	handling     atomic.Int32
+	unacked      atomic.Int64
+	lastActivity atomic.Int64
+	activity     chan struct{}
 
 	closing   atomic.Bool // Close (or a failing Dial) is tearing down
 	closeOnce sync.Once
@@ -113,6 +132,7 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 		red:        newRedactor(u),
 		log:        logger.With("host", u.Host, "client_id", opts.ClientID),
 		subscribed: make(chan error, 1),
+		activity:   make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
 
@@ -127,7 +147,7 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 		AddBroker(safe.String()).
 		SetClientID(opts.ClientID).
 		SetProtocolVersion(4). // explicit: no silent retry with 3.1 after a refused CONNACK
-		SetCleanSession(true).
+		SetCleanSession(!opts.Persistent).
 		SetKeepAlive(opts.KeepAlive).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
@@ -243,6 +263,10 @@ func (c *Conn) connect(ctx, dialCtx context.Context) error {
 	}
 	c.mu.Lock()
 	c.connectedAt = time.Now()
+	c.lastActivity.Store(c.connectedAt.UnixNano()) // a resumed session's messages follow the CONNACK
+	if ct, ok := tok.(*mqtt.ConnectToken); ok {
+		c.sessionPresent = ct.SessionPresent()
+	}
 	c.mu.Unlock()
 	select {
 	case err := <-c.subscribed:
@@ -371,8 +395,124 @@ func (c *Conn) onMessage(_ mqtt.Client, pm mqtt.Message) {
 	m := Message{Topic: pm.Topic(), Payload: pm.Payload(), QoS: pm.Qos(), Duplicate: pm.Duplicate()}
 	if c.opts.ManualAck {
 		m.ack = pm
+		if pm.Qos() > 0 {
+			m.track = &ackTracker{c: c}
+			c.unacked.Add(1)
+		}
 	}
+	c.handling.Add(1)
+	c.lastActivity.Store(time.Now().UnixNano())
+	defer func() {
+		c.handling.Add(-1)
+		c.signal()
+	}()
 	c.opts.Handler(m)
+}
+
+// signal notes a change of the delivery bookkeeping for Idle.
+func (c *Conn) signal() {
+	select {
+	case c.activity <- struct{}{}:
+	default:
+	}
+}
+
+// acked is called once per tracked message, by its first Ack. An
+// acknowledgement counts as activity: the broker may answer it with a
+// message it held back for want of room.
+func (c *Conn) acked() {
+	c.lastActivity.Store(time.Now().UnixNano())
+	c.unacked.Add(-1)
+	c.signal()
+}
+
+// Unacked returns the number of QoS 1 messages handed to the Handler and not
+// yet acknowledged with Message.Ack (always 0 without ManualAck).
+func (c *Conn) Unacked() int { return int(c.unacked.Load()) }
+
+// SessionPresent reports the CONNACK's session present flag: with
+// Options.Persistent, whether the broker resumed an existing session.
+func (c *Conn) SessionPresent() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessionPresent
+}
+
+// Unsubscribe sends UNSUBSCRIBE for every topic of the connection (in
+// batches of at most MaxTopicsPerSubscribe) and waits for every UNSUBACK,
+// until ctx is done. Afterwards the broker adds no new messages for this
+// client; it may still deliver those it had already queued for it.
+func (c *Conn) Unsubscribe(ctx context.Context) error {
+	var toks []mqtt.Token
+	for batch := range slices.Chunk(c.opts.Topics, MaxTopicsPerSubscribe) {
+		toks = append(toks, c.client.Unsubscribe(batch...))
+	}
+	for _, tok := range toks {
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return fmt.Errorf("mqttclient: unsubscribe %s: %w", c.host, ctx.Err())
+		case <-c.done:
+			if err := c.Err(); err != nil {
+				return fmt.Errorf("mqttclient: unsubscribe: %w", err)
+			}
+			return fmt.Errorf("mqttclient: unsubscribe: %w", ErrClosed)
+		}
+		if err := tok.Error(); err != nil {
+			return c.red.errorf("mqttclient: unsubscribe %s: %w", c.host, c.red.err(err))
+		}
+	}
+	return nil
+}
+
+// Idle waits until the connection is idle: no Handler call running, every
+// QoS 1 message handed to the Handler acknowledged (with ManualAck), and
+// neither a message nor an acknowledgement for at least quiet (a broker
+// holding messages back at its in-flight limit sends the next ones once
+// acknowledgements reach it). It returns nil then, ctx's error if ctx ends
+// first, or an error wrapping ErrConnectionLost (or saying it was closed) if
+// the connection ends first.
+func (c *Conn) Idle(ctx context.Context, quiet time.Duration) error {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-c.done:
+			if err := c.Err(); err != nil {
+				return fmt.Errorf("mqttclient: idle: %w", err)
+			}
+			return fmt.Errorf("mqttclient: idle: %w", ErrClosed)
+		default:
+		}
+		var wait <-chan time.Time
+		if c.handling.Load() == 0 && c.unacked.Load() <= 0 {
+			left := quiet - time.Since(time.Unix(0, c.lastActivity.Load()))
+			if left <= 0 {
+				return nil
+			}
+			if timer == nil {
+				timer = time.NewTimer(left)
+			} else {
+				timer.Reset(left)
+			}
+			wait = timer.C
+		}
+		select {
+		case <-c.activity:
+		case <-wait:
+		case <-ctx.Done():
+			return fmt.Errorf("mqttclient: idle %s: %w", c.host, ctx.Err())
+		case <-c.done:
+			if err := c.Err(); err != nil {
+				return fmt.Errorf("mqttclient: idle: %w", err)
+			}
+			return fmt.Errorf("mqttclient: idle: %w", ErrClosed)
+		}
+	}
 }
 
 // onConnectionLost is paho's connection lost handler. paho calls it only

@@ -3,7 +3,8 @@
 // Core in production).
 //
 // Dial opens the WebSocket (subprotocol "mqtt"), sends CONNECT with the
-// granted client id and a clean session, subscribes to every topic in batches
+// granted client id and a clean session (or, with Options.Persistent, a
+// persistent one that a later Dial with the same client id resumes), subscribes to every topic in batches
 // of at most eight, and returns only once every SUBACK has been received.
 // Messages are handed to Options.Handler one at a time, in arrival order, on
 // the client's own goroutine; a Handler that blocks holds back the whole
@@ -11,7 +12,8 @@
 //
 // A Conn never reconnects by itself: a signed URL expires, so the caller gets
 // a fresh grant and dials again. Done is closed when the connection ends, and
-// Err says why.
+// Err says why. Unsubscribe and Idle let a caller retire a connection
+// without losing what the broker had already routed to it.
 //
 // The signed URL's query carries credentials (X-Amz-Credential,
 // X-Amz-Security-Token, X-Amz-Signature). It never appears in an error

@@ -26,6 +26,8 @@ var (
 	// ErrConnectionLost reports that an established connection ended without
 	// Close being called.
 	ErrConnectionLost = errors.New("mqttclient: connection lost")
+	// ErrClosed reports that a wait on a connection ended because Close was called.
+	ErrClosed = errors.New("mqttclient: connection closed")
 )
 
 // HandshakeError is returned by Dial when the server answers the WebSocket

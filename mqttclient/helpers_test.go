@@ -170,8 +170,20 @@ func (h *brokerHook) ID() string { return "test" }
 func (h *brokerHook) Provides(b byte) bool {
 	return slices.Contains([]byte{
 		mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSubscribe,
-		mochi.OnQosComplete, mochi.OnPacketRead, mochi.OnDisconnect,
+		mochi.OnQosComplete, mochi.OnPacketRead, mochi.OnDisconnect, mochi.OnSessionEstablish,
 	}, b)
+}
+
+// OnSessionEstablish moves the broker's packet ids for the client out of
+// the range the client uses: mochi refuses a SUBSCRIBE whose packet id equals
+// one of its own in-flight PUBLISHes (which a resumed session has), although
+// the two directions' ids are independent in MQTT.
+func (h *brokerHook) OnSessionEstablish(cl *mochi.Client, _ mpackets.Packet) {
+	for {
+		if id, err := cl.NextPacketID(); err != nil || id >= 1024 {
+			return
+		}
+	}
 }
 
 func (h *brokerHook) OnConnectAuthenticate(cl *mochi.Client, _ mpackets.Packet) bool {

@@ -1,6 +1,10 @@
 package mqttclient
 
-import mqtt "github.com/eclipse/paho.mqtt.golang"
+import (
+	"sync"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
 
 // Message is one PUBLISH received from the broker.
 type Message struct {
@@ -16,7 +20,14 @@ type Message struct {
 	// Duplicate is the DUP flag: the broker may have sent it before.
 	Duplicate bool
 
-	ack mqtt.Message // set only with Options.ManualAck
+	ack   mqtt.Message // set only with Options.ManualAck
+	track *ackTracker  // set with ManualAck for QoS 1: counts the message as unacknowledged
+}
+
+// ackTracker takes a message off its connection's unacknowledged count once.
+type ackTracker struct {
+	c    *Conn
+	once sync.Once
 }
 
 // Ack acknowledges a QoS 1 message to the broker (PUBACK) when the
@@ -24,10 +35,13 @@ type Message struct {
 // it does nothing. Only the first call sends anything. It may be called from
 // any goroutine, during or after the Handler, and may block briefly while the
 // connection's writer is busy. Once the connection has ended the
-// acknowledgement is dropped; sessions are clean, so the broker does not
-// redeliver the message on a later connection either.
+// acknowledgement is dropped: with a clean session the message is gone; with
+// Options.Persistent the broker redelivers it when the session is resumed.
 func (m Message) Ack() {
 	if m.ack != nil {
 		m.ack.Ack()
+	}
+	if m.track != nil {
+		m.track.once.Do(m.track.c.acked)
 	}
 }

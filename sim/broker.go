@@ -44,6 +44,10 @@ type session struct {
 	// offered counts QoS 0 messages handed to the broker for this client,
 	// written those written to it or dropped: the difference paces Flood.
 	offered, written atomic.Int64
+	// subscribing is set while a SUBSCRIBE of the client is processed: the
+	// ACL checks then are for the filters (and retained messages), not for
+	// feed messages to queue.
+	subscribing atomic.Int32
 }
 
 func (ss *session) stopTimer() {
@@ -65,9 +69,13 @@ func (ss *session) qos(topic string) (byte, bool) {
 func (s *Server) startBroker() error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1 // AWS IoT: QoS 0 and 1 only; a QoS 2 subscription is granted as 1
-	caps.MaximumInflight = uint16(min(s.opts.MaxInflight, math.MaxUint16))
+	// The in-flight limit (MaxInflight) is kept by the ACL hook, which drops
+	// (clean sessions) or queues (persistent ones) at it; mochi's own limit,
+	// which drops, only backs it up against races between deliveries.
+	caps.MaximumInflight = uint16(min(2*s.opts.MaxInflight, math.MaxUint16))
 	caps.MaximumClientWritesPending = outboundQueue
-	caps.MaximumSessionExpiryInterval = 3600
+	caps.MaximumSessionExpiryInterval = uint32(queueExpiry / time.Second) // AWS IoT: persistent sessions expire after an hour
+	caps.MaximumMessageExpiryInterval = int64(queueExpiry / time.Second)
 	caps.WildcardSubAvailable = 0
 	caps.SharedSubAvailable = 0
 
@@ -250,7 +258,7 @@ func (h *hook) Provides(b byte) bool {
 	return slices.Contains([]byte{
 		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketSent,
-		mqtt.OnQosComplete, mqtt.OnPublishDropped,
+		mqtt.OnQosComplete, mqtt.OnPublishDropped, mqtt.OnPacketProcessed, mqtt.OnClientExpired,
 	}, b)
 }
 
@@ -271,23 +279,55 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 }
 
 // OnACLCheck allows subscribing to (and receiving from) the grant's read
-// topics, and publishing to its write topics.
+// topics, and publishing to its write topics. The grant is the one whose
+// signed URL opened the connection, so a resumed session is held to it too.
+// A feed message for a persistent session that must wait is queued here.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	c := connOf(cl)
 	if c == nil {
 		return false
 	}
 	read, ok := c.grant.allowed[topic]
-	return ok && read != write
+	if !ok || read == write {
+		return false
+	}
+	if write {
+		return true
+	}
+	if ss := c.session.Load(); ss != nil && ss.subscribing.Load() > 0 && !cl.Closed() {
+		return true // checking a SUBSCRIBE's filter, or sending it retained messages
+	}
+	if cl.Properties.Clean {
+		if cl.State.Inflight.Len() >= h.s.opts.MaxInflight {
+			h.s.stats.dropped.Add(1)
+			return false
+		}
+		return true
+	}
+	payload, staged := h.s.persist.staged.Load(topic)
+	if !staged {
+		return true
+	}
+	return h.s.admit(cl, topic, payload.([]byte))
 }
 
 // OnSessionEstablish counts a session take-over: the broker disconnects the
-// older connection with the same client id right after.
-func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+// older connection with the same client id right after. A clean session
+// replaces a persistent one and its queue.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	skipLowPacketIDs(cl)
 	if old, ok := h.s.broker.Clients.Get(cl.ID); ok && !old.Closed() {
 		h.s.stats.kicks.Add(1)
 		h.s.log.Info("client id taken over", "client", cl.ID)
 	}
+	if pk.Connect.Clean {
+		h.s.dropQueue(cl.ID)
+	}
+}
+
+// OnClientExpired forgets an expired persistent session's queue.
+func (h *hook) OnClientExpired(cl *mqtt.Client) {
+	h.s.dropQueue(cl.ID)
 }
 
 // OnSessionEstablished starts the connection's lifetime.
@@ -307,7 +347,11 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	s.refreshSessionsLocked(c.grant)
 	s.mu.Unlock()
 	s.stats.connects.Add(1)
-	s.log.Info("client connected", "client", cl.ID)
+	s.log.Info("client connected", "client", cl.ID, "persistent", !cl.Properties.Clean)
+	if !cl.Properties.Clean {
+		s.openQueue(cl.ID)
+		s.wakeQueue(cl.ID)
+	}
 }
 
 // OnDisconnect forgets the session.
@@ -323,7 +367,17 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 	s.mu.Unlock()
 	if ss != nil {
-		s.log.Info("client disconnected", "client", cl.ID, "reason", errString(err))
+		args := []any{"client", cl.ID, "reason", errString(err)}
+		if !cl.Properties.Clean {
+			queued := 0
+			if q := s.queueOf(cl.ID); q != nil {
+				q.mu.Lock()
+				queued = len(q.items)
+				q.mu.Unlock()
+			}
+			args = append(args, "persistent", true, "in_flight", cl.State.Inflight.Len(), "queued", queued)
+		}
+		s.log.Info("client disconnected", args...)
 	}
 }
 
@@ -347,10 +401,23 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	case cl.State.Subscriptions.Len()+len(pk.Filters) > maxSubsPerConn:
 		cause = errTooManySubs
 	default:
+		if ss := sessionOf(cl); ss != nil {
+			ss.subscribing.Add(1)
+		}
 		return pk, nil
 	}
 	h.s.kick(cl, cause)
 	return pk, packets.ErrRejectPacket
+}
+
+// OnPacketProcessed ends what OnPacketRead started for a SUBSCRIBE.
+func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	if pk.FixedHeader.Type != packets.Subscribe {
+		return
+	}
+	if ss := sessionOf(cl); ss != nil {
+		ss.subscribing.Add(-1)
+	}
 }
 
 // OnSubscribed records what the session receives, for Flood's pacing.
@@ -395,8 +462,11 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	}
 }
 
-// OnQosComplete wakes Flood: a QoS 1 message was acknowledged.
+// OnQosComplete wakes Flood and the session's queue: a QoS 1 message was acknowledged.
 func (h *hook) OnQosComplete(cl *mqtt.Client, _ packets.Packet) {
+	if !cl.Properties.Clean {
+		h.s.wakeQueue(cl.ID)
+	}
 	if ss := sessionOf(cl); ss != nil {
 		h.s.wake(ss)
 	}

@@ -158,13 +158,13 @@ func (st *stream) publish(scope string, msg []byte, flood bool) {
 		if flood {
 			st.offer(t)
 		}
-		_ = st.s.broker.Publish(t, msg, false, 1)
+		st.s.send(t, msg, false)
 	}
 	for _, t := range st.topics[scope+catchupSuffix] {
 		if flood {
 			st.offer(t)
 		}
-		_ = st.s.broker.Publish(t, msg, true, 1)
+		st.s.send(t, msg, true)
 	}
 	st.s.stats.published.Add(1)
 }

@@ -45,12 +45,14 @@ type Server struct {
 	faultsCh    chan struct{} // signalled when DisconnectEvery changes
 	closed      bool
 
-	stats counters
+	persist persistence
+	stats   counters
 }
 
 type counters struct {
 	grants, handshakesOK, handshakesRefused, connects, connectsRefused atomic.Uint64
 	kicks, disconnects, published, dropped                             atomic.Uint64
+	queued                                                             atomic.Int64
 	mu                                                                 sync.Mutex
 	access                                                             map[int]uint64
 }
@@ -94,6 +96,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		faults:   o.Faults,
 		faultsCh: make(chan struct{}, 1),
 		stats:    counters{access: map[int]uint64{}},
+		persist:  persistence{queues: map[string]*pqueue{}},
 	}
 	for _, id := range o.Fixtures {
 		s.fixtures[id] = true
@@ -174,7 +177,8 @@ func (s *Server) Close() error {
 		_ = c.Close()
 	}
 	s.connWG.Wait() // every connection ended: the broker has no client left to wait for
-	s.wg.Wait()     // the feed publishes no more
+	s.closePumps()
+	s.wg.Wait() // the feed publishes no more
 	_ = s.broker.Close()
 	s.mu.Lock()
 	for _, ss := range s.sessions {
@@ -252,6 +256,7 @@ func (s *Server) Stats() Stats {
 		Disconnects:       s.stats.disconnects.Load(),
 		Published:         s.stats.published.Load(),
 		Dropped:           s.stats.dropped.Load() + uint64(atomic.LoadInt64(&s.broker.Info.InflightDropped)),
+		Queued:            int(s.stats.queued.Load()),
 		AccessCalls:       map[int]uint64{},
 	}
 	s.stats.mu.Lock()

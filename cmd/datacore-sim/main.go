@@ -99,7 +99,7 @@ Flags:
 	fs.DurationVar(&o.GrantTTL, "grant-ttl", time.Hour, "validity of signed URLs (X-Amz-Expires, whole seconds)")
 	fs.DurationVar(&o.ConnLifetime, "conn-lifetime", 24*time.Hour, "a connection is closed this long after its CONNECT")
 	fs.BoolVar(&o.StableTopics, "stable-topics", false, "keep topic names the same across grants (by default they change with every grant)")
-	fs.IntVar(&o.MaxInflight, "max-inflight", 100, "unacknowledged QoS 1 messages held per client before the broker drops")
+	fs.IntVar(&o.MaxInflight, "max-inflight", 100, "unacknowledged QoS 1 messages in flight per client; beyond it a clean session drops and a persistent session queues")
 	fs.Float64Var(&o.Feed.Rate, "rate", 10, "messages per second per fixture, across its scopes")
 	fs.Float64Var(&o.Feed.ScoreboardRate, "scoreboard-rate", 10, "scoreboard messages per second per venue while the clock runs")
 	fs.BoolVar(&o.Feed.Flood, "flood", false, "publish as fast as subscribers take (benchmarks); ignores -rate")
