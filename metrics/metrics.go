@@ -84,7 +84,7 @@ func build() *Metrics {
 		PublishRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "publish_retries_total",
 			Help: "JetStream publishes sent again with the same Nats-Msg-Id after a failed or late ack."}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_dropped_total",
-			Help: "Messages received but not published, by reason (publish_error, shutdown, unfollowed)."},
+			Help: "Messages received but not published, by reason (publish_error, shutdown, unknown_topic)."},
 			[]string{"reason"}),
 		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "duplicates_suppressed_total",
 			Help: "Messages not published again because the same subject and payload were seen within the dedup window."},

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -345,4 +348,76 @@ func TestSIGTERMDrainsAndExits0(t *testing.T) {
 		t.Error("the secret reached the logs")
 	}
 	_ = access.Fixture
+}
+
+// TestNATSAwayAtStartAndAtShutdown starts the bridge in JetStream mode with
+// DATACORE_STREAM while no NATS server runs: it keeps running, not ready and
+// saying why, becomes ready once NATS comes up and the stream is created, and
+// shuts down quickly when NATS is away again.
+func TestNATSAwayAtStartAndAtShutdown(t *testing.T) {
+	emu, err := sim.Start(context.Background(), sim.Options{
+		CredentialID: testCredID, CredentialSecret: testCredSecret, Fixtures: []string{"sr:match:60"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	port := freePort(t)
+	cfg := config.Defaults()
+	cfg.APIURL = emu.APIURL()
+	cfg.CredentialID, cfg.CredentialSecret = testCredID, testCredSecret
+	cfg.Fixtures = []string{"sr:match:60"}
+	cfg.NATSURLs = []string{fmt.Sprintf("nats://127.0.0.1:%d", port)}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.JetStream, cfg.Stream = true, "DATACORE"
+	cfg.ShutdownTimeout = 2 * time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	b, err := start(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)), bridgeExtras{})
+	if err != nil {
+		t.Fatalf("start without NATS: %v", err)
+	}
+	e := &env{t: t, b: b, logs: logs}
+	if code, body := e.do(http.MethodGet, "/readyz", ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "nats") {
+		t.Errorf("/readyz without NATS = %d %s, want 503 naming nats", code, body)
+	}
+
+	e.nsOp = &server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir()}
+	e.startNATS()
+	t.Cleanup(e.ns.Shutdown)
+	waitFor(t, 20*time.Second, "ready once NATS is up", func() bool {
+		code, _ := e.do(http.MethodGet, "/readyz", "")
+		return code == http.StatusOK
+	})
+	if logs.count("stream ready") != 1 {
+		t.Errorf("stream not reported ready in the logs")
+	}
+
+	e.ns.Shutdown()
+	waitFor(t, 5*time.Second, "not ready once NATS is gone", func() bool {
+		code, _ := e.do(http.MethodGet, "/readyz", "")
+		return code == http.StatusServiceUnavailable
+	})
+	began := time.Now()
+	if err := b.shutdown(); err != nil {
+		t.Errorf("shutdown with NATS away: %v", err)
+	}
+	// Abandoned JetStream publishes may hold it up to the shutdown
+	// timeout; it must not take longer.
+	if d := time.Since(began); d > cfg.ShutdownTimeout+time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,6 +66,12 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("DATACORE_LOG_FORMAT: must be json or text, got %q", format)
 }
 
+// NATS reconnection settings (see start).
+const (
+	natsReconnectWait = 250 * time.Millisecond
+	natsReconnectBuf  = sink.DefaultReconnectBufSize
+)
+
 // bridgeExtras are settings the demo and tests need that no variable exposes.
 type bridgeExtras struct {
 	connLifetime time.Duration // the emulator's connection lifetime; 0: the service's 24 h
@@ -87,6 +95,68 @@ type bridge struct {
 	http     *http.Server
 	httpAddr net.Addr
 	httpDone chan struct{}
+
+	ensureStream func(context.Context)  // with DATACORE_STREAM
+	streamErr    atomic.Pointer[errBox] // why the stream is not ensured; nil once it is
+	bgDone       sync.WaitGroup
+}
+
+type errBox struct{ err error }
+
+// natsReady is nil when NATS is connected and, with DATACORE_STREAM, the
+// stream has been created or checked.
+func (b *bridge) natsReady() error {
+	if err := sink.Ready(b.nc); err != nil {
+		return err
+	}
+	if e := b.streamErr.Load(); e != nil {
+		return e.err
+	}
+	return nil
+}
+
+// keepEnsuringStream creates or updates the configured stream, retrying with
+// backoff until it succeeds or ctx is done. Publishes before then are
+// retried by the JetStream publisher, which waits for the stream.
+func (b *bridge) keepEnsuringStream(ctx context.Context, js jetstream.JetStream) {
+	wait := 250 * time.Millisecond
+	logged := ""
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := sink.EnsureStream(callCtx, js, b.cfg.Stream, b.cfg.SubjectPrefix)
+		cancel()
+		if err == nil {
+			b.streamErr.Store(nil)
+			b.log.Info("stream ready", "stream", b.cfg.Stream, "subjects", b.cfg.SubjectPrefix+".>")
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		err = fmt.Errorf("stream %s: %w", b.cfg.Stream, err)
+		b.streamErr.Store(&errBox{err})
+		if err.Error() != logged {
+			logged = err.Error()
+			b.log.Error("cannot create or update the JetStream stream; retrying (check DATACORE_STREAM, DATACORE_SUBJECT_PREFIX and the account's JetStream limits)", "err", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// buffered is how many bytes nats.go holds for the server, or -1 if unknown.
+func buffered(nc *nats.Conn) int {
+	n, err := nc.Buffered()
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // start connects to NATS, starts the supervisor with the configured fixtures
@@ -100,17 +170,23 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 	b := &bridge{cfg: cfg, log: log, m: m}
 
 	nc, err := sink.Connect(ctx, sink.ConnectOptions{
-		URLs:      strings.Join(cfg.NATSURLs, ","),
-		Name:      "datacore-bridge",
-		CredsFile: cfg.NATSCreds,
-		NKeyFile:  cfg.NATSNKey,
-		Token:     cfg.NATSToken,
-		User:      cfg.NATSUser,
-		Password:  cfg.NATSPassword,
-		TLSCA:     cfg.NATSTLSCA,
-		TLSCert:   cfg.NATSTLSCert,
-		TLSKey:    cfg.NATSTLSKey,
-		Logger:    log.With("component", "nats"),
+		// A restarted server is back within a few hundred milliseconds:
+		// natsReconnectWait plus nats.go's jitter (up to 100 ms, 1 s with TLS).
+		ReconnectWait: natsReconnectWait,
+		// What core publishing buffers while reconnecting; once full,
+		// publishing blocks (backpressure) instead of dropping.
+		ReconnectBufSize: natsReconnectBuf,
+		URLs:             strings.Join(cfg.NATSURLs, ","),
+		Name:             "datacore-bridge",
+		CredsFile:        cfg.NATSCreds,
+		NKeyFile:         cfg.NATSNKey,
+		Token:            cfg.NATSToken,
+		User:             cfg.NATSUser,
+		Password:         cfg.NATSPassword,
+		TLSCA:            cfg.NATSTLSCA,
+		TLSCert:          cfg.NATSTLSCert,
+		TLSKey:           cfg.NATSTLSKey,
+		Logger:           log.With("component", "nats"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
@@ -124,10 +200,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 			return nil, fmt.Errorf("jetstream: %w", err)
 		}
 		if cfg.Stream != "" {
-			if err := sink.EnsureStream(ctx, js, cfg.Stream, cfg.SubjectPrefix); err != nil {
-				nc.Close()
-				return nil, err
-			}
+			// NATS may be away or refusing credentials at start: the stream is
+			// ensured in the background and /readyz says so until it is.
+			b.streamErr.Store(&errBox{errors.New("stream " + cfg.Stream + " not ensured yet")})
+			b.ensureStream = func(ctx context.Context) { b.keepEnsuringStream(ctx, js) }
 		}
 		jp, err := sink.NewJetStream(nc, sink.JetStreamOptions{MaxPending: cfg.MaxInflight, Logger: log.With("component", "jetstream")})
 		if err != nil {
@@ -140,6 +216,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		b.pub = cp
 		b.closePub = func(ctx context.Context) error {
 			defer cp.Close()
+			if !nc.IsConnected() {
+				// Nothing can be flushed; what nats.go buffered for the
+				// reconnect is lost with the connection.
+				log.Warn("NATS is not connected at shutdown; messages buffered for the reconnect are lost",
+					"buffered_bytes", buffered(nc))
+				return nil
+			}
 			return cp.Flush(ctx)
 		}
 	}
@@ -173,6 +256,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		VenueScopes:    cfg.VenueScopes,
 		IncludePort:    cfg.IncludePort,
 		QoS:            byte(cfg.QoS),
+		Persistent:     cfg.JetStream, // at-least-once: resume the MQTT session after a lost connection
 		SubjectPrefix:  cfg.SubjectPrefix,
 		MaxInflight:    cfg.MaxInflight,
 		DedupWindow:    dedupWindow(cfg.DedupWindow),
@@ -210,7 +294,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		b.httpAddr = ln.Addr()
 		handler := httpapi.New(httpapi.Options{
 			Supervisor: sup,
-			NATSReady:  func() error { return sink.Ready(nc) },
+			NATSReady:  b.natsReady,
 			AdminToken: cfg.AdminToken,
 			Metrics:    m.Handler(),
 			Logger:     log.With("component", "http"),
@@ -233,6 +317,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		_ = sup.Run(supCtx)
 	}()
 	go b.watchNATS(supCtx)
+	if b.ensureStream != nil {
+		b.bgDone.Add(1)
+		go func() {
+			defer b.bgDone.Done()
+			b.ensureStream(supCtx)
+		}()
+	}
 
 	log.Info("started", "fixtures", len(cfg.Fixtures), "venues", len(cfg.Venues),
 		"api_host", apiHost(cfg.APIURL), "jetstream", cfg.JetStream, "http", addrString(b.httpAddr))
@@ -283,7 +374,13 @@ func (b *bridge) shutdown() error {
 	case <-ctx.Done():
 		errs = append(errs, errors.New("streams did not stop in time"))
 	}
-	if err := b.closePub(ctx); err != nil {
+	b.bgDone.Wait()
+	if err := b.closePub(ctx); errors.Is(err, sink.ErrAbandoned) {
+		// NATS did not acknowledge them before the deadline (it is away):
+		// they are counted in messages_dropped_total and logged here; a
+		// stop cannot wait for NATS forever.
+		b.log.Warn("shutdown abandoned unacknowledged publishes", "err", err)
+	} else if err != nil {
 		errs = append(errs, fmt.Errorf("publisher: %w", err))
 	}
 	if err := drain(ctx, b.nc); err != nil {
@@ -307,8 +404,8 @@ func drain(ctx context.Context, nc *nats.Conn) error {
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := nc.Drain(); err != nil {
 		nc.Close()
-		if errors.Is(err, nats.ErrConnectionClosed) {
-			return nil
+		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) {
+			return nil // nothing can be drained from a connection that is down
 		}
 		return err
 	}
