@@ -60,7 +60,28 @@ func New() *Metrics {
 	m := build()
 	m.Registry = reg
 	reg.MustRegister(m.collectors()...)
+	m.initLabels()
 	return m
+}
+
+// initLabels creates every series of the fixed label sets at zero, so that
+// they are exported (and rate() works) before the first event.
+func (m *Metrics) initLabels() {
+	for vec, values := range map[*prometheus.CounterVec][]string{
+		m.Dropped:     {"publish_error", "shutdown", "unknown_topic"},
+		m.Duplicates:  {"fixture", "venue"},
+		m.AccessCalls: {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport"},
+		m.Rotations:   {"ok", "failed"},
+		m.Reconnects:  {"lost", "expired"},
+		m.Connects:    {"ok", "handshake_refused", "handshake_failed", "connect_refused", "subscribe_refused", "error"},
+	} {
+		for _, v := range values {
+			vec.WithLabelValues(v)
+		}
+	}
+	for _, state := range []string{"starting", "connecting", "connected", "reconnecting", "failed"} {
+		m.Streams.WithLabelValues(state)
+	}
 }
 
 // Discard returns Metrics that are counted but registered nowhere.
