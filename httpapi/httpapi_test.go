@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 )
 
 const testToken = "admin-token-for-tests"
@@ -86,24 +86,6 @@ func (f *fakeSupervisor) callCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // serve sends one request to h and returns the recorded response.
@@ -430,7 +412,7 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestLogs(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake := newFake()
 	h := New(Options{Supervisor: fake, AdminToken: testToken, Logger: logger})

@@ -1,7 +1,6 @@
 package mqttclient
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -19,6 +18,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	mpackets "github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 )
 
 // secretQuery is the query of every signed URL in these tests; none of the
@@ -92,29 +93,11 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
-// logBuffer collects log output for secret checks.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // testLogger returns a debug logger whose output is checked for secrets at
 // the end of the test.
 func testLogger(t *testing.T) *slog.Logger {
 	t.Helper()
-	lb := &logBuffer{}
+	lb := &logtest.Buffer{}
 	t.Cleanup(func() { assertNoSecrets(t, "log", lb.String()) })
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

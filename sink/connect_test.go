@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,33 +8,15 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestConnectAuth(t *testing.T) {
 	creds := natstest.NewCredentials(t)
@@ -139,7 +120,7 @@ func TestConnectRefused(t *testing.T) {
 					tt.server(o)
 				}
 			})
-			var logs syncBuffer
+			var logs logtest.Buffer
 			o := ConnectOptions{URLs: s.ClientURL(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 			tt.client(&o)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -199,7 +180,7 @@ func TestConnectAuthRefused(t *testing.T) {
 				o.JetStream = false
 				tt.server(o)
 			})
-			var logs syncBuffer
+			var logs logtest.Buffer
 			o := ConnectOptions{
 				URLs:             s.ClientURL(),
 				ReconnectWait:    20 * time.Millisecond,
@@ -272,7 +253,7 @@ func TestConnectSurvivesRevokedCredentials(t *testing.T) {
 		o.JetStream = false
 		o.Username, o.Password = "bridge", "pw-1"
 	})
-	var logs syncBuffer
+	var logs logtest.Buffer
 	nc := connect(t, s, func(c *ConnectOptions) {
 		c.User, c.Password = "bridge", "pw-1"
 		c.MaxAuthRetryWait = 100 * time.Millisecond
@@ -367,7 +348,7 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 
-	var logs syncBuffer
+	var logs logtest.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	nc, err := Connect(ctx, ConnectOptions{

@@ -20,6 +20,7 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -176,7 +177,7 @@ func TestBadCredentialsFailVisibly(t *testing.T) {
 		t.Errorf("/readyz = %d %s, want 503 naming the fixture", code, body)
 	}
 	// Logged once above debug, however often it is retried.
-	if n := e.logs.count("stream failed; fix the cause, retrying slowly"); n < 3 {
+	if n := e.logs.Count("stream failed; fix the cause, retrying slowly"); n < 3 {
 		t.Fatalf("failure logged %d times in all, want one per retry", n)
 	}
 	if n := strings.Count(e.logs.String(), `"level":"ERROR","msg":"stream failed; fix the cause, retrying slowly"`); n != 1 {
@@ -317,12 +318,12 @@ func TestSIGTERMDrainsAndExits0(t *testing.T) {
 		"DATACORE_HTTP_ADDR=",
 		"DATACORE_LOG_LEVEL=info",
 	)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the bridge to connect", func() bool { return logs.count("connected") > 0 })
+	waitFor(t, 10*time.Second, "the bridge to connect", func() bool { return logs.Count("connected") > 0 })
 	sent := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -340,7 +341,7 @@ func TestSIGTERMDrainsAndExits0(t *testing.T) {
 	}
 	t.Logf("exited 0 %v after SIGTERM", time.Since(sent).Round(time.Millisecond))
 	for _, msg := range []string{"shutting down", "stopped"} {
-		if logs.count(msg) != 1 {
+		if logs.Count(msg) != 1 {
 			t.Errorf("log %q missing; logs:\n%s", msg, logs.String())
 		}
 	}
@@ -374,7 +375,7 @@ func TestNATSAwayAtStartAndAtShutdown(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	b, err := start(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)), bridgeExtras{})
 	if err != nil {
 		t.Fatalf("start without NATS: %v", err)
@@ -391,7 +392,7 @@ func TestNATSAwayAtStartAndAtShutdown(t *testing.T) {
 		code, _ := e.do(http.MethodGet, "/readyz", "")
 		return code == http.StatusOK
 	})
-	if logs.count("stream ready") != 1 {
+	if logs.Count("stream ready") != 1 {
 		t.Errorf("stream not reported ready in the logs")
 	}
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 	"github.com/datacore-bridge/datacore-bridge/sink"
@@ -44,7 +43,7 @@ type env struct {
 	cfg  *config.Config
 	m    *metrics.Metrics
 	b    *bridge
-	logs *syncBuffer
+	logs *logtest.Buffer
 }
 
 type envOptions struct {
@@ -58,7 +57,7 @@ type envOptions struct {
 // newEnv starts the emulator, NATS and the bridge, and stops them when the test ends.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &logtest.Buffer{}}
 	if o.sim.CredentialID == "" {
 		o.sim.CredentialID, o.sim.CredentialSecret = testCredID, testCredSecret
 	}
@@ -390,29 +389,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // subjectOf is the subject the bridge uses for a stream's scope.
 func (e *env) subjectOf(streamKind, id, scope string) string {
 	return sink.Subject(e.cfg.SubjectPrefix, e.cfg.Sport, streamKind, id, sink.KindFromScope(scope))
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// count returns how many log lines have the given msg.
-func (b *syncBuffer) count(msg string) int {
-	return strings.Count(b.String(), `"msg":`+strconv.Quote(msg))
 }
 
 // testLogWriter shows the bridge's logs with -v when DATACORE_TEST_LOGS is set.

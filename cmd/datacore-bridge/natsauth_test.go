@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
@@ -134,7 +135,7 @@ func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
 // natsAuthBridge is a bridge started by startNATSAuthBridge.
 type natsAuthBridge struct {
 	b    *bridge
-	logs *syncBuffer
+	logs *logtest.Buffer
 	base string
 
 	once    sync.Once
@@ -163,7 +164,7 @@ func startNATSAuthBridge(t *testing.T, ns *server.Server, auth func(*config.Conf
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	b, err := start(ctx, cfg, log, bridgeExtras{})
 	if err != nil {
