@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -145,22 +146,26 @@ func NewJetStream(nc *nats.Conn, o JetStreamOptions) (*JetStream, error) {
 	}
 	life, cancel := context.WithCancel(context.Background())
 	p := &JetStream{
-		nc:       nc,
-		log:      o.Logger,
-		opts:     o,
-		sem:      make(chan struct{}, o.MaxPending),
-		wake:     make(chan struct{}, 1),
-		live:     make(map[*nats.Msg]*jsEntry, o.MaxPending),
+		nc:   nc,
+		log:  o.Logger,
+		opts: o,
+		sem:  make(chan struct{}, o.MaxPending),
+		wake: make(chan struct{}, 1),
+		// No capacity hint: MaxPending may be huge, and the map grows with what
+		// is actually pending.
+		live:     make(map[*nats.Msg]*jsEntry),
 		closing:  make(chan struct{}),
 		life:     life,
 		cancel:   cancel,
 		loopDone: make(chan struct{}),
 	}
-	// The semaphore is the real bound; nats.go's own cap is set above it so that its
-	// stall (which fails after 200 ms) never triggers. Outcomes arrive through the
-	// handlers rather than through a PubAckFuture per message.
+	// The semaphore is the real bound (a channel of empty structs: no memory per
+	// slot); nats.go's own cap is set above it so that its stall (which fails after
+	// 200 ms) never triggers. nats.go only compares its count of pending acks with
+	// that cap and allocates nothing in proportion to it. Outcomes arrive through
+	// the handlers rather than through a PubAckFuture per message.
 	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(2*o.MaxPending),
+		jetstream.WithPublishAsyncMaxPending(asyncMaxPending(o.MaxPending)),
 		jetstream.WithPublishAsyncTimeout(o.AckTimeout),
 		jetstream.WithPublishAsyncAckHandler(p.acked),
 		jetstream.WithPublishAsyncErrHandler(p.failedAsync))
@@ -172,6 +177,15 @@ func NewJetStream(nc *nats.Conn, o JetStreamOptions) (*JetStream, error) {
 	p.watch = newConnWatch(nc)
 	go p.loop()
 	return p, nil
+}
+
+// asyncMaxPending is the cap given to nats.go: twice the publisher's bound, without
+// overflowing.
+func asyncMaxPending(maxPending int) int {
+	if maxPending > math.MaxInt/2 {
+		return math.MaxInt
+	}
+	return 2 * maxPending
 }
 
 // JetStream returns the jetstream context the publisher uses, e.g. for EnsureStream.
