@@ -20,7 +20,8 @@ type Metrics struct {
 	Published *prometheus.CounterVec
 	// PublishErrors counts publishes that failed for good.
 	PublishErrors prometheus.Counter
-	// PublishRetries counts JetStream publishes sent again with the same message id.
+	// PublishRetries counts publishes sent again (JetStream: same message id; core: after
+	// waiting for the connection).
 	PublishRetries prometheus.Counter
 	// Dropped counts messages the bridge received but did not publish, by reason.
 	Dropped *prometheus.CounterVec
@@ -103,7 +104,7 @@ func build() *Metrics {
 		PublishErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "publish_errors_total",
 			Help: "Publishes that failed for good."}),
 		PublishRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "publish_retries_total",
-			Help: "JetStream publishes sent again with the same Nats-Msg-Id after a failed or late ack."}),
+			Help: "Publishes sent again: JetStream with the same Nats-Msg-Id after a failed or late ack, core NATS after waiting for the connection."}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_dropped_total",
 			Help: "Messages received but not published, by reason (publish_error, shutdown, unknown_topic)."},
 			[]string{"reason"}),

@@ -14,6 +14,9 @@ import (
 type CoreOptions struct {
 	// Logger receives dropped-message reports; nil discards them.
 	Logger *slog.Logger
+	// OnRetry, if set, is called on Publish's goroutine each time a message is
+	// published again after waiting for the connection (what Stats.Retries counts).
+	OnRetry func()
 }
 
 // Core publishes with core NATS: at-most-once into NATS. A message counts as published
@@ -28,6 +31,7 @@ type Core struct {
 	nc      *nats.Conn
 	watch   *connWatch
 	log     *slog.Logger
+	onRetry func()
 	closing chan struct{}
 	once    sync.Once
 
@@ -46,7 +50,7 @@ func NewCore(nc *nats.Conn, o CoreOptions) *Core {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Core{nc: nc, watch: newConnWatch(nc), log: log, closing: make(chan struct{})}
+	return &Core{nc: nc, watch: newConnWatch(nc), log: log, onRetry: o.OnRetry, closing: make(chan struct{})}
 }
 
 // Publish implements Publisher (see Core for the semantics). done may be nil.
@@ -72,7 +76,7 @@ func (c *Core) Publish(ctx context.Context, msg *nats.Msg, done func(error)) err
 			c.waiting.Add(-1)
 			switch {
 			case werr == nil:
-				c.retries.Add(1)
+				c.retried()
 				continue
 			case errors.Is(werr, nats.ErrConnectionClosed):
 				err = werr
@@ -85,6 +89,14 @@ func (c *Core) Publish(ctx context.Context, msg *nats.Msg, done func(error)) err
 		c.log.Warn("nats publish failed, message dropped", "subject", msg.Subject, "error", err)
 		settle(done, err)
 		return nil
+	}
+}
+
+// retried counts a publish attempt after the first for the same message.
+func (c *Core) retried() {
+	c.retries.Add(1)
+	if c.onRetry != nil {
+		c.onRetry()
 	}
 }
 

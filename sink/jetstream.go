@@ -47,6 +47,10 @@ type JetStreamOptions struct {
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// Logger receives retry and drop reports; nil discards them.
 	Logger *slog.Logger
+	// OnRetry, if set, is called each time a message is published again with the same
+	// Nats-Msg-Id (what Stats.Retries counts). It runs on the publisher's goroutine and
+	// must return quickly.
+	OnRetry func()
 }
 
 // JetStream publishes to JetStream at-least-once: asynchronous publishes with
@@ -388,6 +392,9 @@ func (p *JetStream) republish(retry []*jsEntry, timer *time.Timer) ([]*jsEntry, 
 		}
 		if e.tried {
 			p.retries.Add(1)
+			if p.opts.OnRetry != nil {
+				p.opts.OnRetry()
+			}
 		}
 		e.tried = true
 		p.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,7 +234,9 @@ func TestJetStreamBackpressureAndClose(t *testing.T) {
 func TestJetStreamRetriesUntilStreamExists(t *testing.T) {
 	s, _ := runServer(t, nil)
 	nc := connect(t, s, nil)
-	p := newJS(t, nc, JetStreamOptions{RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})
+	var onRetry atomic.Uint64
+	p := newJS(t, nc, JetStreamOptions{RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond,
+		OnRetry: func() { onRetry.Add(1) }})
 	dones := newDoneSink(1)
 	if err := p.Publish(context.Background(), &nats.Msg{Subject: "late.x", Data: []byte("1")}, dones.done); err != nil {
 		t.Fatal(err)
@@ -242,6 +245,10 @@ func TestJetStreamRetriesUntilStreamExists(t *testing.T) {
 	ensure(t, p.JetStream(), "LATE", "late")
 	if err := dones.wait(t, 1, 10*time.Second)[0]; err != nil {
 		t.Fatalf("done(%v)", err)
+	}
+	// Every retry is reported through OnRetry (the bridge's publish_retries_total).
+	if st := p.Stats(); st.Retries == 0 || onRetry.Load() != st.Retries {
+		t.Fatalf("OnRetry called %d times, Stats().Retries %d: want equal and above 0", onRetry.Load(), st.Retries)
 	}
 	if n := len(streamMsgs(t, p.JetStream(), "LATE")); n != 1 {
 		t.Fatalf("stream holds %d messages, want 1", n)

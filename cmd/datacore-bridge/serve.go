@@ -205,14 +205,18 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 			b.streamErr.Store(&errBox{errors.New("stream " + cfg.Stream + " not ensured yet")})
 			b.ensureStream = func(ctx context.Context) { b.keepEnsuringStream(ctx, js) }
 		}
-		jp, err := sink.NewJetStream(nc, sink.JetStreamOptions{MaxPending: cfg.MaxInflight, Logger: log.With("component", "jetstream")})
+		jp, err := sink.NewJetStream(nc, sink.JetStreamOptions{
+			MaxPending: cfg.MaxInflight,
+			Logger:     log.With("component", "jetstream"),
+			OnRetry:    m.PublishRetries.Inc,
+		})
 		if err != nil {
 			nc.Close()
 			return nil, err
 		}
 		b.pub, b.closePub = jp, jp.Close
 	} else {
-		cp := sink.NewCore(nc, sink.CoreOptions{Logger: log.With("component", "nats")})
+		cp := sink.NewCore(nc, sink.CoreOptions{Logger: log.With("component", "nats"), OnRetry: m.PublishRetries.Inc})
 		b.pub = cp
 		b.closePub = func(ctx context.Context) error {
 			defer cp.Close()
