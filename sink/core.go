@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -23,9 +24,12 @@ type CoreOptions struct {
 // once nats.go has accepted it (written it to the connection, or to its bounded
 // reconnect buffer while reconnecting).
 //
-// Backpressure: when the reconnect buffer is full (nats.ErrReconnectBufExceeded),
-// Publish blocks until the connection is back, then tries again. Any other error is
-// final: done gets it and the message is counted as dropped. done is called on the
+// Backpressure: when the reconnect buffer is full (nats.ErrReconnectBufExceeded), or
+// the connection has not been established yet (a cold start with NATS not up: nats.go
+// then refuses messages with headers), Publish blocks until the connection is up, then
+// tries again (counted in Stats.Retries). The caller bounds how many messages wait so.
+// Any other error is final: done gets it (wrapping nats.go's error, e.g.
+// nats.ErrMaxPayload) and the message is counted as dropped. done is called on the
 // caller's goroutine before Publish returns.
 type Core struct {
 	nc      *nats.Conn
@@ -70,7 +74,11 @@ func (c *Core) Publish(ctx context.Context, msg *nats.Msg, done func(error)) err
 			settle(done, nil)
 			return nil
 		}
-		if errors.Is(err, nats.ErrReconnectBufExceeded) {
+		switch c.onRefusal(err) {
+		case retryNow:
+			c.retried()
+			continue
+		case waitConnected:
 			c.waiting.Add(1)
 			werr := c.watch.wait(ctx, c.closing)
 			c.waiting.Add(-1)
@@ -90,6 +98,39 @@ func (c *Core) Publish(ctx context.Context, msg *nats.Msg, done func(error)) err
 		settle(done, err)
 		return nil
 	}
+}
+
+// What Publish does after nats.go refused a message.
+const (
+	giveUp        = iota // the error is final: drop the message
+	waitConnected        // wait until the connection is up, then publish again
+	retryNow             // publish again at once
+)
+
+// onRefusal says what to do after nats.go refused a message with err.
+//
+// Two refusals only mean that the connection is not up: the reconnect buffer is
+// full (nats.ErrReconnectBufExceeded), or the connection was never established, so
+// that nats.go does not know yet whether the server takes headers
+// (nats.ErrHeadersNotSupported, a cold start with NATS not up yet). A server that
+// is connected and really does not take headers is final.
+func (c *Core) onRefusal(err error) int {
+	switch {
+	case errors.Is(err, nats.ErrReconnectBufExceeded):
+		return waitConnected
+	case errors.Is(err, nats.ErrHeadersNotSupported):
+		// The status first: nats.go records the server's INFO before it reports
+		// CONNECTED, so connected-and-no-headers is the server's real answer.
+		connected := c.nc.Status() == nats.CONNECTED
+		switch {
+		case c.nc.HeadersSupported():
+			return retryNow // connected between the publish and now
+		case connected:
+			return giveUp
+		}
+		return waitConnected
+	}
+	return giveUp
 }
 
 // retried counts a publish attempt after the first for the same message.
@@ -112,6 +153,19 @@ func (c *Core) Close() {
 		close(c.closing)
 		c.watch.stop()
 	})
+}
+
+// Ready returns nil when the connection is up, otherwise an error wrapping
+// ErrNotConnected that says why and how many Publish calls wait for it.
+func (c *Core) Ready() error {
+	err := Ready(c.nc)
+	if err == nil {
+		return nil
+	}
+	if n := c.waiting.Load(); n > 0 {
+		return fmt.Errorf("%w (%d messages waiting to be published)", err, n)
+	}
+	return err
 }
 
 // Stats returns a snapshot of the counters.

@@ -88,6 +88,7 @@ type bridge struct {
 	m        *metrics.Metrics
 	nc       *nats.Conn
 	pub      sink.Publisher
+	pubReady func() error // the publisher's health: connection, then publishing
 	closePub func(context.Context) error
 	sup      *fixtures.Supervisor
 	supDone  chan struct{}
@@ -103,16 +104,18 @@ type bridge struct {
 
 type errBox struct{ err error }
 
-// natsReady is nil when NATS is connected and, with DATACORE_STREAM, the
-// stream has been created or checked.
+// natsReady is nil when NATS is connected, with DATACORE_STREAM the stream
+// has been created or checked, and the publisher is not stuck (e.g. JetStream
+// publishes that no stream acknowledges).
 func (b *bridge) natsReady() error {
-	if err := sink.Ready(b.nc); err != nil {
+	err := b.pubReady()
+	if errors.Is(err, sink.ErrNotConnected) {
 		return err
 	}
 	if e := b.streamErr.Load(); e != nil {
 		return e.err
 	}
-	return nil
+	return err
 }
 
 // keepEnsuringStream creates or updates the configured stream, retrying with
@@ -214,10 +217,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 			nc.Close()
 			return nil, err
 		}
-		b.pub, b.closePub = jp, jp.Close
+		b.pub, b.pubReady, b.closePub = jp, func() error { return sink.Ready(nc) }, jp.Close
 	} else {
 		cp := sink.NewCore(nc, sink.CoreOptions{Logger: log.With("component", "nats"), OnRetry: m.PublishRetries.Inc})
-		b.pub = cp
+		b.pub, b.pubReady = cp, cp.Ready
 		b.closePub = func(ctx context.Context) error {
 			defer cp.Close()
 			if !nc.IsConnected() {
