@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/loglimit"
 )
 
 // CoreOptions configures a Core publisher.
@@ -29,12 +31,14 @@ type CoreOptions struct {
 // then refuses messages with headers), Publish blocks until the connection is up, then
 // tries again (counted in Stats.Retries). The caller bounds how many messages wait so.
 // Any other error is final: done gets it (wrapping nats.go's error, e.g.
-// nats.ErrMaxPayload) and the message is counted as dropped. done is called on the
+// nats.ErrMaxPayload) and the message is counted as dropped; drops are logged once per
+// cause and minute, with the number held back in between. done is called on the
 // caller's goroutine before Publish returns.
 type Core struct {
 	nc      *nats.Conn
 	watch   *connWatch
 	log     *slog.Logger
+	dropLog *loglimit.Limiter
 	onRetry func()
 	closing chan struct{}
 	once    sync.Once
@@ -54,7 +58,7 @@ func NewCore(nc *nats.Conn, o CoreOptions) *Core {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Core{nc: nc, watch: newConnWatch(nc), log: log, onRetry: o.OnRetry, closing: make(chan struct{})}
+	return &Core{nc: nc, watch: newConnWatch(nc), log: log, dropLog: loglimit.New(0), onRetry: o.OnRetry, closing: make(chan struct{})}
 }
 
 // Publish implements Publisher (see Core for the semantics). done may be nil.
@@ -94,7 +98,9 @@ func (c *Core) Publish(ctx context.Context, msg *nats.Msg, done func(error)) err
 		}
 		c.errors.Add(1)
 		c.dropped.Add(1)
-		c.log.Warn("nats publish failed, message dropped", "subject", msg.Subject, "error", err)
+		if ok, suppressed := c.dropLog.Allow(dropKey(err)); ok {
+			c.log.Warn("nats publish failed, message dropped", "subject", msg.Subject, "error", err, "suppressed", suppressed)
+		}
 		settle(done, err)
 		return nil
 	}

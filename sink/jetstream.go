@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/loglimit"
 )
 
 // JetStream publisher defaults.
@@ -75,6 +78,7 @@ type JetStream struct {
 	js    jetstream.JetStream
 	watch *connWatch
 	log   *slog.Logger
+	drops *loglimit.Limiter // drop reports, by cause
 	opts  JetStreamOptions
 	sem   chan struct{}
 	wake  chan struct{} // capacity 1: events were queued for the loop
@@ -150,11 +154,12 @@ func NewJetStream(nc *nats.Conn, o JetStreamOptions) (*JetStream, error) {
 	}
 	life, cancel := context.WithCancel(context.Background())
 	p := &JetStream{
-		nc:   nc,
-		log:  o.Logger,
-		opts: o,
-		sem:  make(chan struct{}, o.MaxPending),
-		wake: make(chan struct{}, 1),
+		nc:    nc,
+		log:   o.Logger,
+		drops: loglimit.New(0),
+		opts:  o,
+		sem:   make(chan struct{}, o.MaxPending),
+		wake:  make(chan struct{}, 1),
 		// No capacity hint: MaxPending may be huge, and the map grows with what
 		// is actually pending.
 		live:     make(map[*nats.Msg]*jsEntry),
@@ -489,7 +494,9 @@ func (p *JetStream) drop(e *jsEntry, err error) {
 	delete(p.live, e.msg)
 	p.mu.Unlock()
 	p.dropped.Add(1)
-	p.log.Warn("jetstream publish failed for good, message dropped", "subject", e.msg.Subject, "error", err)
+	if ok, suppressed := p.drops.Allow(dropKey(err)); ok {
+		p.log.Warn("jetstream publish failed for good, message dropped", "subject", e.msg.Subject, "error", err, "suppressed", suppressed)
+	}
 	p.finish(e, err)
 }
 
@@ -506,6 +513,25 @@ func (w *connWatch) nextChange() <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.wake
+}
+
+// dropKey names the cause of a drop for rate-limiting its log line: a small fixed
+// set, so that each cause is reported on its own.
+func dropKey(err error) string {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		return "max_payload"
+	case errors.Is(err, nats.ErrConnectionClosed):
+		return "closed"
+	case errors.Is(err, nats.ErrBadSubject):
+		return "bad_subject"
+	case errors.Is(err, nats.ErrHeadersNotSupported):
+		return "headers"
+	case errors.As(err, &apiErr):
+		return "api_" + strconv.Itoa(int(apiErr.ErrorCode))
+	}
+	return "other"
 }
 
 // permanent reports whether publishing the same message again cannot succeed.
