@@ -3,14 +3,15 @@ package config
 import (
 	"fmt"
 	"log/slog"
-	"net/url"
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/sink"
 )
 
-// redactedMark replaces a secret that is set.
-const redactedMark = "[set]"
+// redactedMark replaces a secret that is set (the same mark as in redacted URLs).
+const redactedMark = sink.RedactedMark
 
 // Redacted returns a copy of c that is safe to log: every secret that is set is
 // replaced by "[set]", and user information in URLs (which may hold a NATS
@@ -68,28 +69,6 @@ func (c Config) String() string {
 	return b.String()
 }
 
-// redactURL replaces the user information of a URL, if any, by "[set]". In a
-// string that does not parse as a URL, everything between "://" (or the start)
-// and the last '@' is replaced the same way.
-func redactURL(s string) string {
-	if !strings.Contains(s, "@") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err == nil && u.User == nil {
-		return s
-	}
-	if err != nil {
-		i := strings.LastIndex(s, "@")
-		if j := strings.Index(s, "://"); j >= 0 && j < i {
-			return s[:j+3] + redactedMark + s[i:]
-		}
-		return redactedMark + s[i:]
-	}
-	u.User = nil
-	out := u.String()
-	if j := strings.Index(out, "://"); j >= 0 {
-		return out[:j+3] + redactedMark + "@" + out[j+3:]
-	}
-	return redactedMark + "@" + out
-}
+// redactURL replaces the user information of a URL, if any, by "[set]" (see
+// sink.RedactURL: one rule for every URL that is logged).
+func redactURL(s string) string { return sink.RedactURL(s) }

@@ -134,14 +134,15 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	sl := &stateLog{log: o.logger(), authHint: o.authHint()}
+	scrub := newScrubber(o.secretsOf())
+	sl := &stateLog{log: o.logger(), authHint: o.authHint(), scrub: scrub}
 	opts, err := o.natsOptions(sl)
 	if err != nil {
 		return nil, err
 	}
 	nc, err := connectCtx(ctx, opts)
 	if err == nil {
-		o.logger().Info("nats connected", "url", nc.ConnectedUrlRedacted())
+		o.logger().Info("nats connected", "url", RedactURL(nc.ConnectedUrl()))
 		return nc, nil
 	}
 	if ctx.Err() != nil {
@@ -149,11 +150,11 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	}
 	switch {
 	case unreachable(err):
-		o.logger().Warn("nats not reachable, retrying in the background", "error", err)
+		o.logger().Warn("nats not reachable, retrying in the background", "error", scrub.err(err))
 	case IsAuthError(err):
 		sl.authRefused(err)
 	default:
-		return nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, fmt.Errorf("connect to nats: %w", scrub.err(err))
 	}
 	opts.RetryOnFailedConnect = true
 	nc, err = connectCtx(ctx, opts)
@@ -161,7 +162,7 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, fmt.Errorf("connect to nats: %w", scrub.err(err))
 	}
 	return nc, nil
 }
@@ -335,6 +336,7 @@ type stateLog struct {
 	wait        time.Duration // pause between reconnect rounds (nats.go's ReconnectWait)
 	jitter      time.Duration // upper bound of the random delay added to wait
 	authMaxWait time.Duration // bound of the growing pause while credentials are refused
+	scrub       scrubber      // removes credentials from logged error texts
 
 	mu                 sync.Mutex
 	reconnectErrLogged bool
@@ -360,10 +362,10 @@ func (s *stateLog) authRefused(err error) {
 	s.reconnectErrLogged = true
 	s.mu.Unlock()
 	if first {
-		s.log.Error("nats refused the credentials; retrying in the background", "error", err, "hint", s.authHint)
+		s.log.Error("nats refused the credentials; retrying in the background", "error", s.scrub.err(err), "hint", s.authHint)
 		return
 	}
-	s.log.Debug("nats refused the credentials; retrying in the background", "error", err)
+	s.log.Debug("nats refused the credentials; retrying in the background", "error", s.scrub.err(err))
 }
 
 // reconnectDelay is nats.go's CustomReconnectDelayCB: the pause after the attempts-th
@@ -389,19 +391,19 @@ func (s *stateLog) reconnectDelay(attempts int) time.Duration {
 
 func (s *stateLog) connected(nc *nats.Conn) {
 	s.reset()
-	s.log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+	s.log.Info("nats connected", "url", RedactURL(nc.ConnectedUrl()))
 }
 
 func (s *stateLog) reconnected(nc *nats.Conn) {
 	s.reset()
-	s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+	s.log.Info("nats reconnected", "url", RedactURL(nc.ConnectedUrl()))
 }
 
 func (s *stateLog) disconnected(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // closed logs it
 	}
-	s.log.Warn("nats disconnected", "error", err)
+	s.log.Warn("nats disconnected", "error", s.scrub.err(err))
 }
 
 func (s *stateLog) reconnectFailed(_ *nats.Conn, err error) {
@@ -410,15 +412,15 @@ func (s *stateLog) reconnectFailed(_ *nats.Conn, err error) {
 	s.reconnectErrLogged = true
 	s.mu.Unlock()
 	if first {
-		s.log.Warn("nats reconnect failed, still trying", "error", err)
+		s.log.Warn("nats reconnect failed, still trying", "error", s.scrub.err(err))
 		return
 	}
-	s.log.Debug("nats reconnect failed, still trying", "error", err)
+	s.log.Debug("nats reconnect failed, still trying", "error", s.scrub.err(err))
 }
 
 func (s *stateLog) closed(nc *nats.Conn) {
 	if err := nc.LastError(); err != nil {
-		s.log.Warn("nats connection closed", "error", err)
+		s.log.Warn("nats connection closed", "error", s.scrub.err(err))
 		return
 	}
 	s.log.Info("nats connection closed")
@@ -433,6 +435,7 @@ func (s *stateLog) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 		s.authRefused(err)
 		return
 	}
+	err = s.scrub.err(err)
 	msg := err.Error()
 	s.mu.Lock()
 	repeat := msg == s.lastAsync
@@ -449,7 +452,7 @@ func (s *stateLog) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 }
 
 func (s *stateLog) lameDuck(nc *nats.Conn) {
-	s.log.Info("nats server entering lame duck mode", "url", nc.ConnectedUrlRedacted())
+	s.log.Info("nats server entering lame duck mode", "url", RedactURL(nc.ConnectedUrl()))
 }
 
 // Ready returns nil when nc is connected and usable for publishing, otherwise an error

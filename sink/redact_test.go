@@ -1,0 +1,112 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
+)
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"no userinfo", "nats://h:4222", "nats://h:4222"},
+		{"at sign in path", "https://example.com/a@b", "https://example.com/a@b"},
+		{"token", "nats://SECRETTOKEN@h:4222", "nats://[set]@h:4222"},
+		{"user", "nats://user@h:4222", "nats://[set]@h:4222"},
+		{"user and password", "nats://u:pw@h:4222", "nats://[set]@h:4222"},
+		{"tls scheme", "tls://u:pw@h:4222", "tls://[set]@h:4222"},
+		{"unparsable", "nats://u:pw@[::1", "nats://[set]@[::1"},
+		{"unparsable without scheme", "tok@[::1", "[set]@[::1"},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RedactURL(tt.in); got != tt.want {
+				t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestConnectNeverLogsURLCredentials connects with the credentials in the URL, at
+// debug level, through a first connection, a server restart (disconnect, failed
+// reconnect attempts, reconnect) and a refusal, and scans every log line and error
+// for the secret.
+func TestConnectNeverLogsURLCredentials(t *testing.T) {
+	const secret = "SECRETTOKEN-8c1f"
+	tests := []struct {
+		name     string
+		userinfo string
+		server   func(*server.Options)
+		wrong    string // user information the server refuses
+	}{
+		{"token", secret, natstest.Token(secret), "WRONG" + secret},
+		{"user and password", "bridge:" + secret, natstest.UserPassword("bridge", secret), "bridge:WRONG" + secret},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs logtest.Buffer
+			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			s, opts := runServer(t, func(o *server.Options) { o.JetStream = false; tt.server(o) })
+			nc := connect(t, s, func(o *ConnectOptions) {
+				o.URLs = "nats://" + tt.userinfo + "@127.0.0.1:" + itoa(opts.Port)
+				o.Logger = log
+			})
+			eventually(t, func() bool { return strings.Contains(logs.String(), "nats connected") }, "connected log")
+
+			stopServer(s)
+			waitStatus(t, nc, nats.RECONNECTING)
+			eventually(t, func() bool { return logs.Count("nats reconnect failed, still trying") > 0 }, "a failed reconnect logged")
+			restartServer(t, opts)
+			waitStatus(t, nc, nats.CONNECTED)
+			eventually(t, func() bool { return logs.Count("nats reconnected") == 1 }, "reconnected log")
+			nc.Close()
+			eventually(t, func() bool { return logs.Count("nats connection closed") == 1 }, "closed log")
+
+			// Refused credentials: the first attempt's error is logged.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			bad, err := Connect(ctx, ConnectOptions{
+				URLs: "nats://" + tt.wrong + "@127.0.0.1:" + itoa(opts.Port), ReconnectWait: 20 * time.Millisecond, Logger: log,
+			})
+			if err != nil {
+				t.Fatalf("Connect with refused credentials: %v", err)
+			}
+			bad.Close()
+
+			all := logs.String()
+			if n := natstest.CountLines(all, `"url":"nats://[set]@127.0.0.1:`); n < 2 {
+				t.Errorf("%d log lines with the redacted URL, want the connect and the reconnect: %s", n, all)
+			}
+			if strings.Contains(all, secret) {
+				t.Fatalf("a log line holds the secret: %s", all)
+			}
+		})
+	}
+}
+
+// TestConnectErrorHasNoURLCredentials checks that an error returned by Connect
+// does not quote the URL's credentials.
+func TestConnectErrorHasNoURLCredentials(t *testing.T) {
+	const secret = "SECRETTOKEN-77aa"
+	sc := newScrubber(ConnectOptions{URLs: "nats://u:" + secret + "@h:1,nats://" + secret + "x@h:2"}.secretsOf())
+	inner := errors.New(`dial "nats://u:` + secret + `@h:1" and "nats://` + secret + `x@h:2"`)
+	err := sc.err(inner)
+	if strings.Contains(err.Error(), secret) || !errors.Is(err, inner) {
+		t.Fatalf("scrubbed error %q (is the original: %v)", err, errors.Is(err, inner))
+	}
+	if got := newScrubber(nil).err(io.EOF); got != io.EOF {
+		t.Fatalf("error without secrets changed: %v", got)
+	}
+}
