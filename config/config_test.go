@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 )
 
 // clearEnv unsets every DATACORE_ variable for the duration of the test.
@@ -230,6 +232,9 @@ func TestValidate(t *testing.T) {
 	dir := t.TempDir()
 	certFile := writeFile(t, "cert.pem", "cert")
 	keyFile := writeFile(t, "key.pem", "key")
+	pki := natstest.NewPKI(t)
+	nkey := natstest.NewNKeyUser(t)
+	creds := natstest.NewOperator(t).CredsFile
 	missing := filepath.Join(dir, "missing")
 	tests := []struct {
 		name    string
@@ -314,12 +319,13 @@ func TestValidate(t *testing.T) {
 		{"nats user without password", func(c *Config) { c.NATSUser = "u" }, "DATACORE_NATS_PASSWORD", "required with DATACORE_NATS_USER"},
 		{"nats password without user", func(c *Config) { c.NATSPassword = "p" }, "DATACORE_NATS_USER", "required with DATACORE_NATS_PASSWORD"},
 		{"nats token and user", func(c *Config) { c.NATSToken, c.NATSUser, c.NATSPassword = "t", "u", "p" }, "DATACORE_NATS_USER", "cannot be combined with DATACORE_NATS_TOKEN"},
-		{"nats creds and nkey", func(c *Config) { c.NATSCreds, c.NATSNKey = keyFile, keyFile }, "DATACORE_NATS_NKEY", "cannot be combined with DATACORE_NATS_CREDS"},
-		{"nats creds file", func(c *Config) { c.NATSCreds = keyFile }, "", ""},
+		{"nats creds and nkey", func(c *Config) { c.NATSCreds, c.NATSNKey = creds, nkey.SeedFile }, "DATACORE_NATS_NKEY", "cannot be combined with DATACORE_NATS_CREDS"},
+		{"nats creds file", func(c *Config) { c.NATSCreds = creds }, "", ""},
+		{"nats nkey file", func(c *Config) { c.NATSNKey = nkey.SeedFile }, "", ""},
 		{"nats creds file missing", func(c *Config) { c.NATSCreds = missing }, "DATACORE_NATS_CREDS", "cannot read the file"},
 		{"nats nkey file missing", func(c *Config) { c.NATSNKey = missing }, "DATACORE_NATS_NKEY", "cannot read the file"},
 		{"nats ca missing", func(c *Config) { c.NATSTLSCA = missing }, "DATACORE_NATS_TLS_CA", "cannot read the file"},
-		{"nats tls cert and key", func(c *Config) { c.NATSTLSCert, c.NATSTLSKey, c.NATSTLSCA = certFile, keyFile, certFile }, "", ""},
+		{"nats tls cert and key", func(c *Config) { c.NATSTLSCert, c.NATSTLSKey, c.NATSTLSCA = pki.ClientCert, pki.ClientKey, pki.CAFile }, "", ""},
 		{"nats tls cert without key", func(c *Config) { c.NATSTLSCert = certFile }, "DATACORE_NATS_TLS_KEY", "required with DATACORE_NATS_TLS_CERT"},
 		{"nats tls key without cert", func(c *Config) { c.NATSTLSKey = keyFile }, "DATACORE_NATS_TLS_CERT", "required with DATACORE_NATS_TLS_KEY"},
 		{"nats tls cert is a directory", func(c *Config) { c.NATSTLSCert, c.NATSTLSKey = dir, keyFile }, "DATACORE_NATS_TLS_CERT", "is a directory"},

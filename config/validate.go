@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/datacore-bridge/datacore-bridge/sink"
 )
 
 // apiURLs maps each DATACORE_ENV value to its access API base.
@@ -326,7 +329,34 @@ func (c *Config) checkNATS() error {
 			return &Error{Var: f.name, Msg: "cannot read the file", Err: err}
 		}
 	}
+	// The rules for URLs and files live in sink; here each problem gets its variable.
+	o := sink.ConnectOptions{
+		URLs: strings.Join(c.NATSURLs, ","), CredsFile: c.NATSCreds, NKeyFile: c.NATSNKey,
+		TLSCA: c.NATSTLSCA, TLSCert: c.NATSTLSCert, TLSKey: c.NATSTLSKey,
+	}
+	for _, check := range []func() error{o.Validate, o.CheckFiles} {
+		var oe *sink.OptionError
+		if err := check(); errors.As(err, &oe) {
+			name, ok := natsOptionVars[oe.Option]
+			if !ok {
+				name = "DATACORE_NATS_URL"
+			}
+			return &Error{Var: name, Msg: strings.TrimPrefix(oe.Err.Error(), sink.ErrInvalidOptions.Error()+": ")}
+		} else if err != nil {
+			return &Error{Var: "DATACORE_NATS_URL", Msg: "unusable NATS options", Err: err}
+		}
+	}
 	return nil
+}
+
+// natsOptionVars names the variable of each sink.ConnectOptions field.
+var natsOptionVars = map[string]string{
+	"URLs":      "DATACORE_NATS_URL",
+	"CredsFile": "DATACORE_NATS_CREDS",
+	"NKeyFile":  "DATACORE_NATS_NKEY",
+	"TLSCA":     "DATACORE_NATS_TLS_CA",
+	"TLSCert":   "DATACORE_NATS_TLS_CERT",
+	"TLSKey":    "DATACORE_NATS_TLS_KEY",
 }
 
 // checkReadableFile checks that path can be opened and is not a directory.

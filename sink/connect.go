@@ -2,6 +2,8 @@ package sink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -9,12 +11,16 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // DefaultReconnectBufSize bounds what nats.go buffers while reconnecting (bytes).
@@ -64,12 +70,8 @@ func (o ConnectOptions) Validate() error {
 		return fmt.Errorf("%w: no server in URL list", ErrInvalidOptions)
 	}
 	for i, u := range urls {
-		if !strings.Contains(u, "://") {
-			u = "nats://" + u
-		}
-		// The parse error is not wrapped: it would quote the URL, password included.
-		if pu, err := url.Parse(u); err != nil || pu.Host == "" {
-			return fmt.Errorf("%w: server URL number %d is not a valid URL", ErrInvalidOptions, i+1)
+		if err := checkServerURL(u); err != nil {
+			return &OptionError{Option: "URLs", Err: fmt.Errorf("%w: server URL number %d (%s): %w", ErrInvalidOptions, i+1, RedactURL(u), err)}
 		}
 	}
 	methods := 0
@@ -97,6 +99,105 @@ func (o ConnectOptions) Validate() error {
 		return fmt.Errorf("%w: negative auth retry wait", ErrInvalidOptions)
 	}
 	return nil
+}
+
+// checkServerURL reports why u cannot name a NATS server: it does not parse, has no
+// host, or a port that is not a number from 1 to 65535.
+func checkServerURL(u string) error {
+	if !strings.Contains(u, "://") {
+		u = "nats://" + u
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		// Not wrapped: url's error quotes the URL, credentials included.
+		return errors.New("not a valid URL")
+	}
+	if pu.Hostname() == "" {
+		return errors.New("no host")
+	}
+	if p := pu.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a number from 1 to 65535", p)
+		}
+	} else if strings.HasSuffix(pu.Host, ":") {
+		return errors.New("empty port")
+	}
+	return nil
+}
+
+// OptionError says which ConnectOptions field is wrong (its Go name, e.g. "TLSCA"),
+// so that a caller can name its own setting for it.
+type OptionError struct {
+	// Option is the field's name: URLs, CredsFile, NKeyFile, TLSCA, TLSCert or TLSKey.
+	Option string
+	// Err says what is wrong; it wraps ErrInvalidOptions.
+	Err error
+}
+
+// Error returns the field's name and what is wrong.
+func (e *OptionError) Error() string { return e.Option + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// CheckFiles reads the files the options name and checks that each can be used: the
+// TLS CA file holds at least one PEM certificate, the TLS client certificate and key
+// load as a pair, the nkey file holds a user seed and the creds file a user JWT and
+// its seed. It returns an *OptionError naming the first field that cannot work. Its
+// errors never quote a file's content.
+func (o ConnectOptions) CheckFiles() error {
+	if o.TLSCA != "" {
+		pem, err := os.ReadFile(o.TLSCA)
+		if err != nil {
+			return optionErr("TLSCA", "TLS CA file: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return optionErr("TLSCA", "TLS CA file %s holds no PEM certificate", o.TLSCA)
+		}
+	}
+	if o.TLSCert != "" || o.TLSKey != "" {
+		for _, f := range []struct{ option, path string }{{"TLSCert", o.TLSCert}, {"TLSKey", o.TLSKey}} {
+			if _, err := os.Stat(f.path); err != nil {
+				return optionErr(f.option, "TLS client file: %w", err)
+			}
+		}
+		if _, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey); err != nil {
+			// Which of the two is wrong: the certificate if it holds no certificate.
+			option := "TLSKey"
+			if certPEM, rerr := os.ReadFile(o.TLSCert); rerr != nil || !x509.NewCertPool().AppendCertsFromPEM(certPEM) {
+				option = "TLSCert"
+			}
+			return optionErr(option, "TLS client certificate %s and key %s do not load as a pair: %w", o.TLSCert, o.TLSKey, err)
+		}
+	}
+	if o.NKeyFile != "" {
+		if _, err := nats.NkeyOptionFromSeed(o.NKeyFile); err != nil {
+			return optionErr("NKeyFile", "nkey seed file %s: %w", o.NKeyFile, err)
+		}
+	}
+	if o.CredsFile != "" {
+		data, err := os.ReadFile(o.CredsFile)
+		if err != nil {
+			return optionErr("CredsFile", "creds file: %w", err)
+		}
+		token, err := jwt.ParseDecoratedJWT(data)
+		if err == nil {
+			_, err = jwt.DecodeUserClaims(token)
+		}
+		if err != nil {
+			return optionErr("CredsFile", "creds file %s holds no valid user JWT: %w", o.CredsFile, err)
+		}
+		kp, err := nkeys.ParseDecoratedNKey(data)
+		if err != nil {
+			return optionErr("CredsFile", "creds file %s holds no nkey seed: %w", o.CredsFile, err)
+		}
+		kp.Wipe()
+	}
+	return nil
+}
+
+func optionErr(option, format string, args ...any) *OptionError {
+	return &OptionError{Option: option, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)}
 }
 
 func splitURLs(s string) []string {
@@ -132,6 +233,9 @@ func splitURLs(s string) []string {
 // asynchronous error) are logged once each; URLs are logged redacted and credentials never.
 func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if err := o.CheckFiles(); err != nil {
 		return nil, err
 	}
 	scrub := newScrubber(o.secretsOf())

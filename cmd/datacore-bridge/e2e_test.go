@@ -243,6 +243,11 @@ func TestConfigErrorExits2(t *testing.T) {
 		{name: "unknown env", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y", "DATACORE_FIXTURES": "f", "DATACORE_ENV": "moon"}, wantVar: "DATACORE_ENV"},
 		{name: "nothing to follow", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y"}, wantVar: "DATACORE_FIXTURES"},
 		{name: "unreadable secret file", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET_FILE": "/nonexistent/secret", "DATACORE_FIXTURES": "f"}, wantVar: "DATACORE_CREDENTIAL_SECRET_FILE"},
+		{name: "nats url unparsable", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y", "DATACORE_FIXTURES": "f", "DATACORE_NATS_URL": "nats://[::1"}, wantVar: "DATACORE_NATS_URL"},
+		{name: "nats url port out of range", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y", "DATACORE_FIXTURES": "f", "DATACORE_NATS_URL": "nats://127.0.0.1:99999"}, wantVar: "DATACORE_NATS_URL"},
+		{name: "nats tls ca not pem", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y", "DATACORE_FIXTURES": "f", "DATACORE_NATS_TLS_CA": "e2e_test.go"}, wantVar: "DATACORE_NATS_TLS_CA"},
+		{name: "nats nkey not a seed", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y", "DATACORE_FIXTURES": "f", "DATACORE_NATS_NKEY": "e2e_test.go"}, wantVar: "DATACORE_NATS_NKEY"},
+		{name: "nats creds not creds", env: map[string]string{"DATACORE_CREDENTIAL_ID": "x", "DATACORE_CREDENTIAL_SECRET": "y", "DATACORE_FIXTURES": "f", "DATACORE_NATS_CREDS": "e2e_test.go"}, wantVar: "DATACORE_NATS_CREDS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
