@@ -34,6 +34,8 @@ const (
 	DefaultMaxRetryBackoff = 5 * time.Second
 	// DefaultDuplicateWindow is the duplicate window of a stream made by EnsureStream.
 	DefaultDuplicateWindow = 2 * time.Minute
+	// DefaultStalledAfter is the default JetStreamOptions.StalledAfter.
+	DefaultStalledAfter = 5 * time.Second
 )
 
 // JetStreamOptions configures a JetStream publisher. Zero values take the defaults.
@@ -50,6 +52,13 @@ type JetStreamOptions struct {
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// Logger receives retry and drop reports; nil discards them.
 	Logger *slog.Logger
+	// StalledAfter is how long a pending message may keep failing, with no
+	// acknowledgement of it, before Ready reports the publisher stalled (default
+	// DefaultStalledAfter).
+	StalledAfter time.Duration
+	// NoStreamHint is appended to the cause Ready reports when no stream captures a
+	// subject: what to do about it in the caller's words (e.g. which setting creates one).
+	NoStreamHint string
 	// OnRetry, if set, is called each time a message is published again with the same
 	// Nats-Msg-Id (what Stats.Retries counts). It runs on the publisher's goroutine and
 	// must return quickly.
@@ -112,8 +121,10 @@ type jsEntry struct {
 	seq  uint64 // order of Publish calls: retries go out in this order
 
 	// Guarded by JetStream.mu.
-	attempt  uint32 // publishes started
-	inFlight bool   // handed to nats.go, outcome not yet claimed
+	attempt   uint32    // publishes started
+	inFlight  bool      // handed to nats.go, outcome not yet claimed
+	failingAt time.Time // first failed attempt; zero while none failed
+	lastErr   error     // why the last attempt failed
 
 	// Owned by whoever holds the entry out of flight: Publish before its first
 	// publish, the loop afterwards.
@@ -133,7 +144,7 @@ var _ Publisher = (*JetStream)(nil)
 
 // NewJetStream returns a JetStream publisher on nc. Call Close when done with it.
 func NewJetStream(nc *nats.Conn, o JetStreamOptions) (*JetStream, error) {
-	if o.MaxPending < 0 || o.AckTimeout < 0 || o.RetryBackoff < 0 || o.MaxRetryBackoff < 0 {
+	if o.MaxPending < 0 || o.AckTimeout < 0 || o.RetryBackoff < 0 || o.MaxRetryBackoff < 0 || o.StalledAfter < 0 {
 		return nil, fmt.Errorf("%w: negative jetstream publisher option", ErrInvalidOptions)
 	}
 	if o.MaxPending == 0 {
@@ -149,6 +160,9 @@ func NewJetStream(nc *nats.Conn, o JetStreamOptions) (*JetStream, error) {
 		o.MaxRetryBackoff = DefaultMaxRetryBackoff
 	}
 	o.MaxRetryBackoff = max(o.MaxRetryBackoff, o.RetryBackoff)
+	if o.StalledAfter == 0 {
+		o.StalledAfter = DefaultStalledAfter
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -186,6 +200,54 @@ func NewJetStream(nc *nats.Conn, o JetStreamOptions) (*JetStream, error) {
 	p.watch = newConnWatch(nc)
 	go p.loop()
 	return p, nil
+}
+
+// Ready returns nil when the connection is up and no pending message has been failing
+// for longer than StalledAfter. Otherwise it returns an error saying why: wrapping
+// ErrNotConnected (see Ready), or ErrStalled with the cause in words a user can act on,
+// such as no stream capturing the subject. It turns nil again once the failing
+// messages are acknowledged.
+func (p *JetStream) Ready() error {
+	if err := Ready(p.nc); err != nil {
+		return err
+	}
+	var oldest *jsEntry
+	var cause error
+	p.mu.Lock()
+	for _, e := range p.live {
+		if !e.failingAt.IsZero() && (oldest == nil || e.failingAt.Before(oldest.failingAt)) {
+			oldest = e
+		}
+	}
+	var since time.Duration
+	var subject string
+	if oldest != nil {
+		since, subject, cause = time.Since(oldest.failingAt), oldest.msg.Subject, oldest.lastErr
+	}
+	p.mu.Unlock()
+	if oldest == nil || since < p.opts.StalledAfter {
+		return nil
+	}
+	return fmt.Errorf("%w for %s: %s", ErrStalled, since.Round(time.Second), p.cause(subject, cause))
+}
+
+// cause says in words a user acts on why publishing to subject fails with err.
+func (p *JetStream) cause(subject string, err error) string {
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		msg := "no JetStream stream captures subject " + subject
+		if p.opts.NoStreamHint != "" {
+			msg += ": " + p.opts.NoStreamHint
+		}
+		return msg
+	case errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, nats.ErrTimeout):
+		return "JetStream does not acknowledge publishes to " + subject + " within " + p.opts.AckTimeout.String() + " (server or stream overloaded, or the stream's leader unavailable)"
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return "JetStream refuses publishes to " + subject + ": " + apiErr.Description
+	}
+	return fmt.Sprintf("publishes to %s keep failing: %v", subject, err)
 }
 
 // asyncMaxPending is the cap given to nats.go: twice the publisher's bound, without
@@ -443,8 +505,15 @@ func (p *JetStream) failed(e *jsEntry, err error) bool {
 		p.drop(e, err)
 		return false
 	}
+	p.mu.Lock()
+	if e.failingAt.IsZero() {
+		e.failingAt = time.Now()
+	}
+	e.lastErr = err
+	p.mu.Unlock()
 	if p.degraded.CompareAndSwap(false, true) {
-		p.log.Warn("jetstream publish failed, retrying", "subject", e.msg.Subject, "error", err)
+		p.log.Warn("jetstream publish failed, retrying", "subject", e.msg.Subject, "error", err,
+			"cause", p.cause(e.msg.Subject, err))
 	} else {
 		p.log.Debug("jetstream publish failed, retrying", "subject", e.msg.Subject, "error", err)
 	}

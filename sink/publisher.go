@@ -23,6 +23,9 @@ var (
 	// ErrAbandoned is passed to done for a message still unacknowledged when Close gave
 	// up waiting, and wrapped by Close's error, which states how many there were.
 	ErrAbandoned = errors.New("publish abandoned unacknowledged")
+	// ErrStalled is wrapped by JetStream.Ready's error when pending messages keep
+	// failing (no acknowledgement) for longer than JetStreamOptions.StalledAfter.
+	ErrStalled = errors.New("jetstream publishing stalled")
 )
 
 // Publisher hands messages to NATS.

@@ -208,16 +208,21 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 			b.streamErr.Store(&errBox{errors.New("stream " + cfg.Stream + " not ensured yet")})
 			b.ensureStream = func(ctx context.Context) { b.keepEnsuringStream(ctx, js) }
 		}
+		hint := "set DATACORE_STREAM or create a stream over " + cfg.SubjectPrefix + ".>"
+		if cfg.Stream != "" {
+			hint = "the stream " + cfg.Stream + " (DATACORE_STREAM) should capture " + cfg.SubjectPrefix + ".>: check that it was not deleted or changed"
+		}
 		jp, err := sink.NewJetStream(nc, sink.JetStreamOptions{
-			MaxPending: cfg.MaxInflight,
-			Logger:     log.With("component", "jetstream"),
-			OnRetry:    m.PublishRetries.Inc,
+			MaxPending:   cfg.MaxInflight,
+			Logger:       log.With("component", "jetstream"),
+			OnRetry:      m.PublishRetries.Inc,
+			NoStreamHint: hint,
 		})
 		if err != nil {
 			nc.Close()
 			return nil, err
 		}
-		b.pub, b.pubReady, b.closePub = jp, func() error { return sink.Ready(nc) }, jp.Close
+		b.pub, b.pubReady, b.closePub = jp, jp.Ready, jp.Close
 	} else {
 		cp := sink.NewCore(nc, sink.CoreOptions{Logger: log.With("component", "nats"), OnRetry: m.PublishRetries.Inc})
 		b.pub, b.pubReady = cp, cp.Ready
