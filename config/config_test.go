@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/idtable"
 )
 
 // clearEnv unsets every DATACORE_ variable for the duration of the test.
@@ -279,12 +282,12 @@ func TestValidate(t *testing.T) {
 		// fixtures and venues
 		{"fixture with odd but allowed characters", func(c *Config) { c.Fixtures = []string{"a.b*c>d"} }, "", ""},
 		{"empty fixture", func(c *Config) { c.Fixtures = []string{"f1", " "} }, "DATACORE_FIXTURES", "empty ID at position 2"},
-		{"fixture with slash", func(c *Config) { c.Fixtures = []string{"a/b"} }, "DATACORE_FIXTURES", `ID "a/b" contains '/'`},
+		{"fixture with slash", func(c *Config) { c.Fixtures = []string{"a/b"} }, "DATACORE_FIXTURES", `"a/b" contains '/'`},
 		{"fixture with plus", func(c *Config) { c.Fixtures = []string{"a+"} }, "DATACORE_FIXTURES", `contains '+'`},
 		{"fixture with hash", func(c *Config) { c.Fixtures = []string{"#"} }, "DATACORE_FIXTURES", `contains '#'`},
 		{"fixture with inner space", func(c *Config) { c.Fixtures = []string{"a b"} }, "DATACORE_FIXTURES", `contains ' '`},
 		{"fixture with control character", func(c *Config) { c.Fixtures = []string{"a\x00b"} }, "DATACORE_FIXTURES", `contains '\x00'`},
-		{"venue with slash", func(c *Config) { c.Venues = []string{"v/1"} }, "DATACORE_VENUES", `ID "v/1" contains '/'`},
+		{"venue with slash", func(c *Config) { c.Venues = []string{"v/1"} }, "DATACORE_VENUES", `"v/1" contains '/'`},
 		{"empty venue", func(c *Config) { c.Venues = []string{""} }, "DATACORE_VENUES", "empty ID at position 1"},
 		{"venues only", func(c *Config) { c.Fixtures, c.Venues = nil, []string{"v1"} }, "", ""},
 		{"nothing to follow", func(c *Config) { c.Fixtures = nil }, "DATACORE_FIXTURES", "nothing to follow: set DATACORE_FIXTURES or DATACORE_VENUES, or DATACORE_ADMIN_TOKEN"},
@@ -531,30 +534,42 @@ func TestError(t *testing.T) {
 	}
 }
 
-func TestCheckID(t *testing.T) {
-	tests := []struct {
-		name string
-		id   string
-		ok   bool
-	}{
-		{"uuid", "sr:match:1234", true},
-		{"nats-hostile characters are escaped later", "a.b*c>", true},
-		{"unicode", "résumé", true},
-		{"empty", "", false},
-		{"space", "a b", false},
-		{"tab", "a\tb", false},
-		{"leading space", " a", false},
-		{"slash", "a/b", false},
-		{"plus", "+", false},
-		{"hash", "a#", false},
-		{"del", "a\x7f", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := CheckID(tt.id); (err == nil) != tt.ok {
-				t.Errorf("CheckID(%q) = %v, want ok %v", tt.id, err, tt.ok)
-			}
-		})
+// TestIDsFromTable checks DATACORE_FIXTURES and DATACORE_VENUES against the
+// ID table shared with fixtures and httpapi: config applies fixtures.ValidateID
+// to each trimmed entry and names the variable.
+func TestIDsFromTable(t *testing.T) {
+	for _, tc := range idtable.Load(t) {
+		if strings.ContainsAny(tc.ID, ",\x00") {
+			continue // a comma splits the list; the environment cannot hold NUL
+		}
+		for _, name := range []string{"DATACORE_FIXTURES", "DATACORE_VENUES"} {
+			t.Run(tc.Name+"/"+name, func(t *testing.T) {
+				clearEnv(t)
+				setEnv(t, map[string]string{"DATACORE_CREDENTIAL_ID": "id", "DATACORE_CREDENTIAL_SECRET": "sec", name: tc.ID})
+				c, err := Load()
+				if !tc.EnvValid {
+					if tc.ID == "" {
+						checkError(t, err, "DATACORE_FIXTURES", "nothing to follow")
+						return
+					}
+					checkError(t, err, name, "ID at position 1")
+					if !errors.Is(err, fixtures.ErrInvalidID) {
+						t.Errorf("error %v does not wrap fixtures.ErrInvalidID", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				got := c.Fixtures
+				if name == "DATACORE_VENUES" {
+					got = c.Venues
+				}
+				if want := []string{strings.TrimSpace(tc.ID)}; !slices.Equal(got, want) {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			})
+		}
 	}
 }
 

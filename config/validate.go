@@ -11,7 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
 )
 
 // apiURLs maps each DATACORE_ENV value to its access API base.
@@ -189,38 +190,23 @@ func (c *Config) checkIDs() error {
 }
 
 // cleanIDs trims and deduplicates a list of fixture or venue IDs, keeping the
-// first occurrence, and rejects IDs that cannot name a Datacore stream.
+// first occurrence, and checks each with fixtures.ValidateID, the one rule for
+// IDs (the admin API applies it too, without trimming).
 func cleanIDs(name string, ids []string) ([]string, error) {
 	out := make([]string, 0, len(ids))
 	for i, raw := range ids {
 		id := strings.TrimSpace(raw)
-		if err := CheckID(id); err != nil {
-			if id == "" {
-				return nil, errorf(name, "empty ID at position %d (look for a stray comma)", i+1)
-			}
-			return nil, errorf(name, "%v", err)
+		if id == "" {
+			return nil, errorf(name, "empty ID at position %d (look for a stray comma)", i+1)
+		}
+		if err := fixtures.ValidateID(id); err != nil {
+			return nil, &Error{Var: name, Msg: fmt.Sprintf("ID at position %d", i+1), Err: err}
 		}
 		if !slices.Contains(out, id) {
 			out = append(out, id)
 		}
 	}
 	return out, nil
-}
-
-// CheckID reports why id cannot be a Datacore fixture or venue ID: it is empty,
-// or contains whitespace, a control character, '/', '+' or '#'. It returns nil
-// for an acceptable ID. IDs are not trimmed here.
-func CheckID(id string) error {
-	if id == "" {
-		return fmt.Errorf("empty ID")
-	}
-	if i := strings.IndexFunc(id, func(r rune) bool {
-		return isSpaceOrControl(r) || r == '/' || r == '+' || r == '#'
-	}); i >= 0 {
-		r, _ := utf8.DecodeRuneInString(id[i:])
-		return fmt.Errorf("ID %q contains %q, which cannot appear in a Datacore ID", id, r)
-	}
-	return nil
 }
 
 func (c *Config) checkScopes() error {
