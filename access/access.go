@@ -146,19 +146,12 @@ type Client struct {
 	unauth string // what to check when the credentials are rejected
 }
 
-// New returns a Client for opts. It checks the base URL and the credentials
-// but makes no call.
+// New returns a Client for opts. It checks the base URL (CheckBaseURL) and the
+// credentials but makes no call.
 func New(opts Options) (*Client, error) {
-	u, err := url.Parse(opts.BaseURL)
+	base, err := CheckBaseURL(opts.BaseURL)
 	if err != nil {
-		// Not quoted: it might carry a password.
-		return nil, errors.New("access: base URL does not parse: check DATACORE_API_URL")
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("access: base URL %q is not an http(s) URL with a host: check DATACORE_API_URL", u.Redacted())
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, errors.New("access: base URL must not carry user info, a query or a fragment: check DATACORE_API_URL")
+		return nil, fmt.Errorf("access: base URL %w: check DATACORE_API_URL", err)
 	}
 	if err := opts.Credentials.validate(); err != nil {
 		return nil, err
@@ -180,12 +173,50 @@ func New(opts Options) (*Client, error) {
 		unauth += ", and the DATACORE_OAUTH_* settings"
 	}
 	return &Client{
-		base:   strings.TrimRight(opts.BaseURL, "/"),
+		base:   base,
 		creds:  opts.Credentials,
 		http:   hc,
 		token:  opts.Token,
 		unauth: unauth,
 	}, nil
+}
+
+// CheckBaseURL checks an access API base URL and returns it without trailing
+// '/'. The base must be an absolute http or https URL with a host, and carry
+// no user information (credentials go in the request body, never in a URL
+// that may be logged), no query and no fragment. Its errors never quote the
+// URL, which may hold a password.
+func CheckBaseURL(s string) (string, error) {
+	u, err := checkHTTPURL(s)
+	if err != nil {
+		return "", err
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", errors.New("must not have a query or fragment")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// CheckTokenURL checks an OAuth2 token endpoint (see OAuth2Token): an absolute
+// http or https URL with a host and no user information (the client id and
+// secret are sent in the request, never in a URL that may be logged). Its
+// errors never quote the URL.
+func CheckTokenURL(s string) error {
+	_, err := checkHTTPURL(s)
+	return err
+}
+
+// checkHTTPURL parses s as an absolute http or https URL with a host and
+// without user information.
+func checkHTTPURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("must be an absolute http or https URL with a host")
+	}
+	if u.User != nil {
+		return nil, errors.New("must not contain user information (user:password@)")
+	}
+	return u, nil
 }
 
 // BaseURLFor returns the access API base URL of a Datacore environment:

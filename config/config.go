@@ -26,7 +26,7 @@ type Config struct {
 
 	CredentialID         string `envconfig:"CREDENTIAL_ID" desc:"application credential id"`
 	CredentialSecret     string `envconfig:"CREDENTIAL_SECRET" secret:"true" desc:"application credential secret (or use DATACORE_CREDENTIAL_SECRET_FILE)"`
-	CredentialSecretFile string `envconfig:"CREDENTIAL_SECRET_FILE" desc:"a file to read the credential secret from (surrounding whitespace is trimmed), instead of DATACORE_CREDENTIAL_SECRET"`
+	CredentialSecretFile string `envconfig:"CREDENTIAL_SECRET_FILE" desc:"a file to read the credential secret from (a regular file of at most 64 KiB, symbolic links followed; surrounding whitespace is trimmed), instead of DATACORE_CREDENTIAL_SECRET"`
 	UserIdentityToken    string `envconfig:"USER_IDENTITY_TOKEN" secret:"true" desc:"individual-user credentials instead: the user identity token"`
 	ApplicationID        string `envconfig:"APPLICATION_ID" desc:"individual-user credentials: the application id"`
 

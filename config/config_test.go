@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,6 +235,20 @@ func TestValidate(t *testing.T) {
 	certFile := writeFile(t, "cert.pem", "cert")
 	keyFile := writeFile(t, "key.pem", "key")
 	missing := filepath.Join(dir, "missing")
+	secretLink := filepath.Join(dir, "secret-link")
+	if err := os.Symlink(keyFile, secretLink); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifoLink := filepath.Join(dir, "fifo-link")
+	if err := os.Symlink(fifo, fifoLink); err != nil {
+		t.Fatal(err)
+	}
+	bigFile := writeFile(t, "big", strings.Repeat("x", 64<<10+1))
+	limitFile := writeFile(t, "limit", strings.Repeat("x", 64<<10))
 	tests := []struct {
 		name    string
 		mutate  func(c *Config)
@@ -253,6 +268,9 @@ func TestValidate(t *testing.T) {
 		{"api url other scheme", func(c *Config) { c.APIURL = "ftp://example.com/v1" }, "DATACORE_API_URL", "absolute http or https URL"},
 		{"api url with query", func(c *Config) { c.APIURL = "https://example.com/v1?x=1" }, "DATACORE_API_URL", "query"},
 		{"api url unparsable", func(c *Config) { c.APIURL = "http://[::1" }, "DATACORE_API_URL", "absolute http or https URL"},
+		{"api url with user and password", func(c *Config) { c.APIURL = "https://u:p@example.com/v1" }, "DATACORE_API_URL", `must not contain user information (user:password@), got "https://[set]@example.com/v1"`},
+		{"api url with user only", func(c *Config) { c.APIURL = "https://tok@example.com/v1" }, "DATACORE_API_URL", "must not contain user information"},
+		{"api url with empty query", func(c *Config) { c.APIURL = "https://example.com/v1?" }, "DATACORE_API_URL", "query"},
 
 		// credentials
 		{"no credentials", func(c *Config) { c.CredentialID, c.CredentialSecret = "", "" }, "DATACORE_CREDENTIAL_ID", "credentials are required"},
@@ -263,6 +281,12 @@ func TestValidate(t *testing.T) {
 		{"secret file missing", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", missing }, "DATACORE_CREDENTIAL_SECRET_FILE", "cannot read the credential secret"},
 		{"secret file is a directory", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", dir }, "DATACORE_CREDENTIAL_SECRET_FILE", "cannot read the credential secret"},
 		{"secret file empty", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", writeFile(t, "empty", " \n") }, "DATACORE_CREDENTIAL_SECRET_FILE", "is empty"},
+		{"secret file through a symbolic link", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", secretLink }, "", ""},
+		{"secret file is dev zero", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", "/dev/zero" }, "DATACORE_CREDENTIAL_SECRET_FILE", "/dev/zero is not a regular file (a character device)"},
+		{"secret file is a fifo", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", fifo }, "DATACORE_CREDENTIAL_SECRET_FILE", "is not a regular file (a named pipe)"},
+		{"secret file is a link to a fifo", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", fifoLink }, "DATACORE_CREDENTIAL_SECRET_FILE", "is not a regular file (a named pipe)"},
+		{"secret file too large", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", bigFile }, "DATACORE_CREDENTIAL_SECRET_FILE", "is larger than 64 KiB"},
+		{"secret file at the size limit", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", limitFile }, "", ""},
 		{"user credentials", func(c *Config) {
 			c.CredentialID, c.CredentialSecret, c.UserIdentityToken, c.ApplicationID = "", "", "uit", "app"
 		}, "", ""},
@@ -367,6 +391,9 @@ func TestValidate(t *testing.T) {
 		}, "DATACORE_OAUTH_CLIENT_ID", "together"},
 		{"oauth audience alone", func(c *Config) { c.OAuthAudience = "aud" }, "DATACORE_OAUTH_AUDIENCE", "needs DATACORE_OAUTH_TOKEN_URL"},
 		{"oauth relative url", func(c *Config) { c.OAuthTokenURL, c.OAuthClientID, c.OAuthClientSecret = "/token", "cid", "csec" }, "DATACORE_OAUTH_TOKEN_URL", "absolute http or https URL"},
+		{"oauth url with user info", func(c *Config) {
+			c.OAuthTokenURL, c.OAuthClientID, c.OAuthClientSecret = "https://cid:csec@auth.example.com/token", "cid", "csec"
+		}, "DATACORE_OAUTH_TOKEN_URL", `must not contain user information (user:password@), got "https://[set]@auth.example.com/token"`},
 
 		// limits
 		{"stop after final zero", func(c *Config) { c.StopAfterFinal = 0 }, "", ""},

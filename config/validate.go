@@ -2,16 +2,19 @@ package config
 
 import (
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
 
+	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 )
 
@@ -105,27 +108,12 @@ func (c *Config) checkEnv() error {
 		c.APIURL = base
 		return nil
 	}
-	u, err := checkHTTPURL(c.APIURL)
+	base, err := access.CheckBaseURL(strings.TrimSpace(c.APIURL))
 	if err != nil {
-		return errorf("DATACORE_API_URL", "must be an absolute http or https URL, got %q", redactURL(c.APIURL))
+		return errorf("DATACORE_API_URL", "%v, got %q", err, redactURL(c.APIURL))
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return errorf("DATACORE_API_URL", "must not have a query or fragment, got %q", redactURL(c.APIURL))
-	}
-	c.APIURL = strings.TrimRight(u.String(), "/")
+	c.APIURL = base
 	return nil
-}
-
-// checkHTTPURL parses s as an absolute http or https URL with a host.
-func checkHTTPURL(s string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(s))
-	if err != nil {
-		return nil, err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("not an absolute http or https URL")
-	}
-	return u, nil
 }
 
 func (c *Config) checkCredentials() error {
@@ -149,7 +137,7 @@ func (c *Config) checkCredentials() error {
 		if c.CredentialSecret != "" {
 			return errorf("DATACORE_CREDENTIAL_SECRET_FILE", "cannot be combined with DATACORE_CREDENTIAL_SECRET: set one of them")
 		}
-		b, err := os.ReadFile(c.CredentialSecretFile)
+		b, err := readSecretFile(c.CredentialSecretFile)
 		if err != nil {
 			return &Error{Var: "DATACORE_CREDENTIAL_SECRET_FILE", Msg: "cannot read the credential secret", Err: err}
 		}
@@ -167,6 +155,56 @@ func (c *Config) checkCredentials() error {
 		return errorf("DATACORE_CREDENTIAL_SECRET", "required with DATACORE_CREDENTIAL_ID (or set DATACORE_CREDENTIAL_SECRET_FILE)")
 	}
 	return nil
+}
+
+// maxSecretFileSize is the largest credential secret file read; a secret is
+// a few dozen bytes.
+const maxSecretFileSize = 64 << 10
+
+// readSecretFile reads a small regular file (symbolic links followed, as
+// Kubernetes mounts secrets). It opens without blocking and refuses what is
+// not a regular file before reading, so that a FIFO cannot hang the start and
+// a device such as /dev/zero cannot fill the memory; a file over
+// maxSecretFileSize is an error, never read whole. Errors name the path but
+// never contain the content.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s): point it at a file holding the secret", path, fileType(st.Mode()))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSecretFileSize {
+		return nil, fmt.Errorf("%s is larger than %d KiB: it should hold only the secret", path, maxSecretFileSize>>10)
+	}
+	return b, nil
+}
+
+// fileType names the type of a file that is not regular, for errors.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "mode " + m.String()
 }
 
 func (c *Config) checkSport() error {
@@ -421,8 +459,9 @@ func (c *Config) checkOAuth() error {
 			}
 		}
 	}
-	if _, err := checkHTTPURL(c.OAuthTokenURL); err != nil {
-		return errorf("DATACORE_OAUTH_TOKEN_URL", "must be an absolute http or https URL, got %q", redactURL(c.OAuthTokenURL))
+	c.OAuthTokenURL = strings.TrimSpace(c.OAuthTokenURL)
+	if err := access.CheckTokenURL(c.OAuthTokenURL); err != nil {
+		return errorf("DATACORE_OAUTH_TOKEN_URL", "%v, got %q", err, redactURL(c.OAuthTokenURL))
 	}
 	return nil
 }
