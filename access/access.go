@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Kind is the kind of stream an access call is for.
@@ -135,6 +137,13 @@ type Options struct {
 	// Token, when set, is called before every access call for a bearer
 	// token (OAuth2, see OAuth2Token) sent in the Authorization header.
 	Token func(ctx context.Context) (string, error)
+	// Rate paces the calls made through the Client, over all its users: at
+	// most Burst at once, then Rate per second (a token bucket). Each call
+	// waits for its turn until its context is done; the wait is not a
+	// failure. Zero: calls are not paced.
+	Rate rate.Limit
+	// Burst is the token bucket's size; with Rate set, at least 1 (default 1).
+	Burst int
 }
 
 // Client calls the Datacore access API. It is safe for concurrent use.
@@ -144,6 +153,7 @@ type Client struct {
 	http   *http.Client
 	token  func(ctx context.Context) (string, error)
 	unauth string // what to check when the credentials are rejected
+	pace   *rate.Limiter
 }
 
 // New returns a Client for opts. It checks the base URL (CheckBaseURL) and the
@@ -172,7 +182,15 @@ func New(opts Options) (*Client, error) {
 	if opts.Token != nil {
 		unauth += ", and the DATACORE_OAUTH_* settings"
 	}
+	var pace *rate.Limiter
+	switch {
+	case opts.Rate < 0:
+		return nil, errors.New("access: Rate must not be negative")
+	case opts.Rate > 0:
+		pace = rate.NewLimiter(opts.Rate, max(opts.Burst, 1))
+	}
 	return &Client{
+		pace:   pace,
 		base:   base,
 		creds:  opts.Credentials,
 		http:   hc,
@@ -316,6 +334,9 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 	if err != nil {
 		return Grant{}, c.invalid(kind, "cannot encode request")
 	}
+	if err := c.wait(ctx); err != nil {
+		return Grant{}, c.newError(0, ErrTransport, kind, "waiting for a turn to call: "+err.Error(), err)
+	}
 	// The body first: an echo of it is removed whole.
 	r := c.redactor(string(payload))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(payload))
@@ -366,6 +387,28 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 		return Grant{}, c.newError(resp.StatusCode, ErrMalformed, kind, msg, nil)
 	}
 	return g, nil
+}
+
+// wait blocks until the pace allows one more call, or returns ctx's error
+// (giving the turn back) once ctx is done first.
+func (c *Client) wait(ctx context.Context) error {
+	if c.pace == nil {
+		return nil
+	}
+	r := c.pace.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	}
 }
 
 // newError builds an *Error with the hint for its kind.

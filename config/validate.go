@@ -75,6 +75,7 @@ func (c *Config) Validate() error {
 		c.checkLog,
 		c.checkOAuth,
 		c.checkLimits,
+		c.checkCapacity,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -476,6 +477,33 @@ func (c *Config) checkLimits() error {
 		return errorf("DATACORE_DEDUP_WINDOW", "must be positive, got %q", c.DedupWindow.String())
 	case c.ShutdownTimeout <= 0:
 		return errorf("DATACORE_SHUTDOWN_TIMEOUT", "must be positive, got %q", c.ShutdownTimeout.String())
+	}
+	return nil
+}
+
+// Upper bounds of the capacity variables: past them a value is a mistake
+// (a unit typo) that would cost memory or get the credentials throttled.
+const (
+	maxMaxInflight = 65536
+	maxMaxStreams  = 100000
+	maxAccessRate  = 1000
+	maxAccessBurst = 1000
+)
+
+// checkCapacity checks the bounds on what the bridge holds and how fast it
+// calls the access API.
+func (c *Config) checkCapacity() error {
+	switch {
+	case c.MaxInflight > maxMaxInflight:
+		return errorf("DATACORE_MAX_INFLIGHT", "must be at most %d, got %q", maxMaxInflight, strconv.Itoa(c.MaxInflight))
+	case c.MaxStreams < 1 || c.MaxStreams > maxMaxStreams:
+		return errorf("DATACORE_MAX_STREAMS", "must be from 1 to %d, got %q", maxMaxStreams, strconv.Itoa(c.MaxStreams))
+	case len(c.Fixtures)+len(c.Venues) > c.MaxStreams:
+		return errorf("DATACORE_MAX_STREAMS", "is %d but DATACORE_FIXTURES and DATACORE_VENUES name %d streams: raise it or follow fewer", c.MaxStreams, len(c.Fixtures)+len(c.Venues))
+	case !(c.AccessRate > 0 && c.AccessRate <= maxAccessRate): // also refuses NaN
+		return errorf("DATACORE_ACCESS_RATE", "must be a number of calls per second above 0 and at most %d, got %q", maxAccessRate, strconv.FormatFloat(c.AccessRate, 'g', -1, 64))
+	case c.AccessBurst < 1 || c.AccessBurst > maxAccessBurst:
+		return errorf("DATACORE_ACCESS_BURST", "must be from 1 to %d, got %q", maxAccessBurst, strconv.Itoa(c.AccessBurst))
 	}
 	return nil
 }

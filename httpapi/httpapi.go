@@ -20,7 +20,9 @@ import (
 type Supervisor interface {
 	// Follow starts following the stream of the given kind and ID. It reports
 	// whether the stream was added (false: it was already followed) and returns
-	// an error, without adding anything, when the ID cannot be followed.
+	// an error, without adding anything, when the ID cannot be followed:
+	// wrapping fixtures.ErrTooManyStreams at the cap (answered 409),
+	// fixtures.ErrStopped once stopped (503), any other for a bad ID (400).
 	Follow(kind access.Kind, id string) (added bool, err error)
 	// Unfollow stops following the stream and reports whether it was followed.
 	Unfollow(kind access.Kind, id string) (removed bool)
@@ -180,7 +182,7 @@ func (h *handler) follow(kind access.Kind) http.HandlerFunc {
 		added, err := h.sup.Follow(kind, id)
 		if err != nil {
 			h.logger.Warn("follow refused", "kind", kind, "id", id, "error", err)
-			writeError(w, http.StatusBadRequest, err.Error())
+			writeError(w, followStatus(err), err.Error())
 			return
 		}
 		h.logger.Info("follow", "kind", kind, "id", id, "added", added)
@@ -190,6 +192,19 @@ func (h *handler) follow(kind access.Kind) http.HandlerFunc {
 		}
 		writeJSON(w, status, followed{ID: id, Kind: kind, Added: added})
 	}
+}
+
+// followStatus is the HTTP status for an error from Supervisor.Follow: 409
+// when the stream cap is reached (unfollowing one makes room), 503 once the
+// supervisor has stopped, else 400 (the ID or kind is not valid).
+func followStatus(err error) int {
+	switch {
+	case errors.Is(err, fixtures.ErrTooManyStreams):
+		return http.StatusConflict
+	case errors.Is(err, fixtures.ErrStopped):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
 }
 
 func (h *handler) unfollow(kind access.Kind) http.HandlerFunc {

@@ -32,9 +32,9 @@ func (settleAll) Publish(_ context.Context, _ *nats.Msg, done func(error)) error
 
 // newSupervisor returns a real fixtures.Supervisor that is never Run, so that
 // Follow only records the streams.
-func newSupervisor(t *testing.T) *fixtures.Supervisor {
+func newSupervisor(t *testing.T, maxStreams int) *fixtures.Supervisor {
 	t.Helper()
-	s, err := fixtures.New(fixtures.Options{Access: noGrants{}, Publisher: settleAll{}, Sport: "basketball"})
+	s, err := fixtures.New(fixtures.Options{Access: noGrants{}, Publisher: settleAll{}, Sport: "basketball", MaxStreams: maxStreams})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestFollowIDsFromTable(t *testing.T) {
 		}
 		for _, base := range []string{"/v1/fixtures/", "/v1/venues/"} {
 			t.Run(tc.Name+base, func(t *testing.T) {
-				sup := newSupervisor(t)
+				sup := newSupervisor(t, 0)
 				h := New(Options{Supervisor: sup, AdminToken: testToken})
 				rec := serve(t, h, http.MethodPut, base+url.PathEscape(tc.ID), "Bearer "+testToken)
 				if tc.Valid {
@@ -75,5 +75,31 @@ func TestFollowIDsFromTable(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestFollowPastMaxStreams fills a real Supervisor to its cap through the API:
+// one more PUT answers 409 with an error naming DATACORE_MAX_STREAMS and
+// starts nothing; a PUT of a followed ID still answers 200.
+func TestFollowPastMaxStreams(t *testing.T) {
+	sup := newSupervisor(t, 2)
+	h := New(Options{Supervisor: sup, AdminToken: testToken})
+	for _, target := range []string{"/v1/fixtures/f1", "/v1/venues/v1"} {
+		if rec := serve(t, h, http.MethodPut, target, "Bearer "+testToken); rec.Code != http.StatusCreated {
+			t.Fatalf("PUT %s = %d %s", target, rec.Code, rec.Body)
+		}
+	}
+	rec := serve(t, h, http.MethodPut, "/v1/fixtures/f2", "Bearer "+testToken)
+	if rec.Code != http.StatusConflict {
+		t.Fatalf("PUT past the cap = %d %s, want 409", rec.Code, rec.Body)
+	}
+	if msg := jsonError(t, rec); !strings.Contains(msg, "DATACORE_MAX_STREAMS") {
+		t.Errorf("error = %q, want it to name DATACORE_MAX_STREAMS", msg)
+	}
+	if s := sup.Streams(); len(s) != 2 {
+		t.Errorf("%d streams after the refused PUT, want 2: %+v", len(s), s)
+	}
+	if rec := serve(t, h, http.MethodPut, "/v1/fixtures/f1", "Bearer "+testToken); rec.Code != http.StatusOK {
+		t.Errorf("PUT of a followed fixture at the cap = %d %s, want 200", rec.Code, rec.Body)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
@@ -240,6 +241,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 			ApplicationID:     cfg.ApplicationID,
 		},
 		Token: token,
+		// One client for every stream: the pace is process-wide.
+		Rate:  rate.Limit(cfg.AccessRate),
+		Burst: cfg.AccessBurst,
 	})
 	if err != nil {
 		nc.Close()
@@ -258,6 +262,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		QoS:            byte(cfg.QoS),
 		Persistent:     cfg.JetStream, // at-least-once: resume the MQTT session after a lost connection
 		SubjectPrefix:  cfg.SubjectPrefix,
+		MaxStreams:     cfg.MaxStreams,
 		MaxInflight:    cfg.MaxInflight,
 		DedupWindow:    dedupWindow(cfg.DedupWindow),
 		StopAfterFinal: cfg.StopAfterFinal,
