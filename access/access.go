@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Kind is the kind of stream an access call is for.
@@ -135,6 +137,13 @@ type Options struct {
 	// Token, when set, is called before every access call for a bearer
 	// token (OAuth2, see OAuth2Token) sent in the Authorization header.
 	Token func(ctx context.Context) (string, error)
+	// Rate paces the calls made through the Client, over all its users: at
+	// most Burst at once, then Rate per second (a token bucket). Each call
+	// waits for its turn until its context is done; the wait is not a
+	// failure. Zero: calls are not paced.
+	Rate rate.Limit
+	// Burst is the token bucket's size; with Rate set, at least 1 (default 1).
+	Burst int
 }
 
 // Client calls the Datacore access API. It is safe for concurrent use.
@@ -144,21 +153,15 @@ type Client struct {
 	http   *http.Client
 	token  func(ctx context.Context) (string, error)
 	unauth string // what to check when the credentials are rejected
+	pace   *rate.Limiter
 }
 
-// New returns a Client for opts. It checks the base URL and the credentials
-// but makes no call.
+// New returns a Client for opts. It checks the base URL (CheckBaseURL) and the
+// credentials but makes no call.
 func New(opts Options) (*Client, error) {
-	u, err := url.Parse(opts.BaseURL)
+	base, err := CheckBaseURL(opts.BaseURL)
 	if err != nil {
-		// Not quoted: it might carry a password.
-		return nil, errors.New("access: base URL does not parse: check DATACORE_API_URL")
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("access: base URL %q is not an http(s) URL with a host: check DATACORE_API_URL", u.Redacted())
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, errors.New("access: base URL must not carry user info, a query or a fragment: check DATACORE_API_URL")
+		return nil, fmt.Errorf("access: base URL %w: check DATACORE_API_URL", err)
 	}
 	if err := opts.Credentials.validate(); err != nil {
 		return nil, err
@@ -179,13 +182,59 @@ func New(opts Options) (*Client, error) {
 	if opts.Token != nil {
 		unauth += ", and the DATACORE_OAUTH_* settings"
 	}
+	var pace *rate.Limiter
+	switch {
+	case opts.Rate < 0:
+		return nil, errors.New("access: Rate must not be negative")
+	case opts.Rate > 0:
+		pace = rate.NewLimiter(opts.Rate, max(opts.Burst, 1))
+	}
 	return &Client{
-		base:   strings.TrimRight(opts.BaseURL, "/"),
+		pace:   pace,
+		base:   base,
 		creds:  opts.Credentials,
 		http:   hc,
 		token:  opts.Token,
 		unauth: unauth,
 	}, nil
+}
+
+// CheckBaseURL checks an access API base URL and returns it without trailing
+// '/'. The base must be an absolute http or https URL with a host, and carry
+// no user information (credentials go in the request body, never in a URL
+// that may be logged), no query and no fragment. Its errors never quote the
+// URL, which may hold a password.
+func CheckBaseURL(s string) (string, error) {
+	u, err := checkHTTPURL(s)
+	if err != nil {
+		return "", err
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", errors.New("must not have a query or fragment")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// CheckTokenURL checks an OAuth2 token endpoint (see OAuth2Token): an absolute
+// http or https URL with a host and no user information (the client id and
+// secret are sent in the request, never in a URL that may be logged). Its
+// errors never quote the URL.
+func CheckTokenURL(s string) error {
+	_, err := checkHTTPURL(s)
+	return err
+}
+
+// checkHTTPURL parses s as an absolute http or https URL with a host and
+// without user information.
+func checkHTTPURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("must be an absolute http or https URL with a host")
+	}
+	if u.User != nil {
+		return nil, errors.New("must not contain user information (user:password@)")
+	}
+	return u, nil
 }
 
 // BaseURLFor returns the access API base URL of a Datacore environment:
@@ -285,6 +334,9 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 	if err != nil {
 		return Grant{}, c.invalid(kind, "cannot encode request")
 	}
+	if err := c.wait(ctx); err != nil {
+		return Grant{}, c.newError(0, ErrTransport, kind, "waiting for a turn to call: "+err.Error(), err)
+	}
 	// The body first: an echo of it is removed whole.
 	r := c.redactor(string(payload))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(payload))
@@ -335,6 +387,28 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 		return Grant{}, c.newError(resp.StatusCode, ErrMalformed, kind, msg, nil)
 	}
 	return g, nil
+}
+
+// wait blocks until the pace allows one more call, or returns ctx's error
+// (giving the turn back) once ctx is done first.
+func (c *Client) wait(ctx context.Context) error {
+	if c.pace == nil {
+		return nil
+	}
+	r := c.pace.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	}
 }
 
 // newError builds an *Error with the hint for its kind.

@@ -26,13 +26,14 @@ type Config struct {
 
 	CredentialID         string `envconfig:"CREDENTIAL_ID" desc:"application credential id"`
 	CredentialSecret     string `envconfig:"CREDENTIAL_SECRET" secret:"true" desc:"application credential secret (or use DATACORE_CREDENTIAL_SECRET_FILE)"`
-	CredentialSecretFile string `envconfig:"CREDENTIAL_SECRET_FILE" desc:"a file to read the credential secret from (surrounding whitespace is trimmed), instead of DATACORE_CREDENTIAL_SECRET"`
+	CredentialSecretFile string `envconfig:"CREDENTIAL_SECRET_FILE" desc:"a file to read the credential secret from (a regular file of at most 64 KiB, symbolic links followed; surrounding whitespace is trimmed), instead of DATACORE_CREDENTIAL_SECRET"`
 	UserIdentityToken    string `envconfig:"USER_IDENTITY_TOKEN" secret:"true" desc:"individual-user credentials instead: the user identity token"`
 	ApplicationID        string `envconfig:"APPLICATION_ID" desc:"individual-user credentials: the application id"`
 
 	Sport         string   `envconfig:"SPORT" default:"basketball" desc:"sport sent in access calls"`
 	Fixtures      []string `envconfig:"FIXTURES" desc:"comma-separated fixture IDs to follow from start"`
 	Venues        []string `envconfig:"VENUES" desc:"comma-separated venue IDs to follow from start"`
+	MaxStreams    int      `envconfig:"MAX_STREAMS" default:"1000" desc:"extension: the most fixtures and venues followed at once (env and admin API together); a PUT past it answers 409"`
 	FixtureScopes []string `envconfig:"FIXTURE_SCOPES" default:"read:stream_events,read:stream_statistics,read:stream_status,read:stream_play_by_play,read:stream_persons" desc:"comma-separated scopes asked for on fixtures"`
 	VenueScopes   []string `envconfig:"VENUE_SCOPES" default:"read:stream_scoreboard" desc:"comma-separated scopes asked for on venues"`
 	IncludePort   bool     `envconfig:"INCLUDE_PORT" default:"false" desc:"sent as includePort"`
@@ -65,6 +66,9 @@ type Config struct {
 	OAuthClientID     string `envconfig:"OAUTH_CLIENT_ID" desc:"OAuth2 client id"`
 	OAuthClientSecret string `envconfig:"OAUTH_CLIENT_SECRET" secret:"true" desc:"OAuth2 client secret"`
 	OAuthAudience     string `envconfig:"OAUTH_AUDIENCE" desc:"OAuth2 audience (optional)"`
+
+	AccessRate  float64 `envconfig:"ACCESS_RATE" default:"5" desc:"extension: access API calls per second, over all streams (a token bucket), so that many streams starting at once do not get the credentials throttled"`
+	AccessBurst int     `envconfig:"ACCESS_BURST" default:"10" desc:"extension: access API calls that may go at once before DATACORE_ACCESS_RATE paces them"`
 
 	MaxInflight     int           `envconfig:"MAX_INFLIGHT" default:"1024" desc:"extension: messages held between MQTT and NATS before backpressure"`
 	DedupWindow     time.Duration `envconfig:"DEDUP_WINDOW" default:"2m" desc:"extension: how long a message seen on two connections during rotation is remembered to publish it once"`
@@ -126,6 +130,8 @@ func describeType(goType string) string {
 		return "true or false"
 	case "int":
 		return "an integer"
+	case "float64":
+		return "a number"
 	default:
 		return "a valid " + goType
 	}
@@ -149,6 +155,12 @@ func setFromString(v reflect.Value, s string) error {
 			return err
 		}
 		*x = int(n)
+	case *float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		*x = f
 	case *time.Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {

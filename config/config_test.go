@@ -11,9 +11,12 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/idtable"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 )
 
@@ -236,6 +239,20 @@ func TestValidate(t *testing.T) {
 	nkey := natstest.NewNKeyUser(t)
 	creds := natstest.NewOperator(t).CredsFile
 	missing := filepath.Join(dir, "missing")
+	secretLink := filepath.Join(dir, "secret-link")
+	if err := os.Symlink(keyFile, secretLink); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifoLink := filepath.Join(dir, "fifo-link")
+	if err := os.Symlink(fifo, fifoLink); err != nil {
+		t.Fatal(err)
+	}
+	bigFile := writeFile(t, "big", strings.Repeat("x", 64<<10+1))
+	limitFile := writeFile(t, "limit", strings.Repeat("x", 64<<10))
 	tests := []struct {
 		name    string
 		mutate  func(c *Config)
@@ -255,6 +272,9 @@ func TestValidate(t *testing.T) {
 		{"api url other scheme", func(c *Config) { c.APIURL = "ftp://example.com/v1" }, "DATACORE_API_URL", "absolute http or https URL"},
 		{"api url with query", func(c *Config) { c.APIURL = "https://example.com/v1?x=1" }, "DATACORE_API_URL", "query"},
 		{"api url unparsable", func(c *Config) { c.APIURL = "http://[::1" }, "DATACORE_API_URL", "absolute http or https URL"},
+		{"api url with user and password", func(c *Config) { c.APIURL = "https://u:p@example.com/v1" }, "DATACORE_API_URL", `must not contain user information (user:password@), got "https://[set]@example.com/v1"`},
+		{"api url with user only", func(c *Config) { c.APIURL = "https://tok@example.com/v1" }, "DATACORE_API_URL", "must not contain user information"},
+		{"api url with empty query", func(c *Config) { c.APIURL = "https://example.com/v1?" }, "DATACORE_API_URL", "query"},
 
 		// credentials
 		{"no credentials", func(c *Config) { c.CredentialID, c.CredentialSecret = "", "" }, "DATACORE_CREDENTIAL_ID", "credentials are required"},
@@ -265,6 +285,12 @@ func TestValidate(t *testing.T) {
 		{"secret file missing", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", missing }, "DATACORE_CREDENTIAL_SECRET_FILE", "cannot read the credential secret"},
 		{"secret file is a directory", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", dir }, "DATACORE_CREDENTIAL_SECRET_FILE", "cannot read the credential secret"},
 		{"secret file empty", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", writeFile(t, "empty", " \n") }, "DATACORE_CREDENTIAL_SECRET_FILE", "is empty"},
+		{"secret file through a symbolic link", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", secretLink }, "", ""},
+		{"secret file is dev zero", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", "/dev/zero" }, "DATACORE_CREDENTIAL_SECRET_FILE", "/dev/zero is not a regular file (a character device)"},
+		{"secret file is a fifo", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", fifo }, "DATACORE_CREDENTIAL_SECRET_FILE", "is not a regular file (a named pipe)"},
+		{"secret file is a link to a fifo", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", fifoLink }, "DATACORE_CREDENTIAL_SECRET_FILE", "is not a regular file (a named pipe)"},
+		{"secret file too large", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", bigFile }, "DATACORE_CREDENTIAL_SECRET_FILE", "is larger than 64 KiB"},
+		{"secret file at the size limit", func(c *Config) { c.CredentialSecret, c.CredentialSecretFile = "", limitFile }, "", ""},
 		{"user credentials", func(c *Config) {
 			c.CredentialID, c.CredentialSecret, c.UserIdentityToken, c.ApplicationID = "", "", "uit", "app"
 		}, "", ""},
@@ -284,12 +310,12 @@ func TestValidate(t *testing.T) {
 		// fixtures and venues
 		{"fixture with odd but allowed characters", func(c *Config) { c.Fixtures = []string{"a.b*c>d"} }, "", ""},
 		{"empty fixture", func(c *Config) { c.Fixtures = []string{"f1", " "} }, "DATACORE_FIXTURES", "empty ID at position 2"},
-		{"fixture with slash", func(c *Config) { c.Fixtures = []string{"a/b"} }, "DATACORE_FIXTURES", `ID "a/b" contains '/'`},
+		{"fixture with slash", func(c *Config) { c.Fixtures = []string{"a/b"} }, "DATACORE_FIXTURES", `"a/b" contains '/'`},
 		{"fixture with plus", func(c *Config) { c.Fixtures = []string{"a+"} }, "DATACORE_FIXTURES", `contains '+'`},
 		{"fixture with hash", func(c *Config) { c.Fixtures = []string{"#"} }, "DATACORE_FIXTURES", `contains '#'`},
 		{"fixture with inner space", func(c *Config) { c.Fixtures = []string{"a b"} }, "DATACORE_FIXTURES", `contains ' '`},
 		{"fixture with control character", func(c *Config) { c.Fixtures = []string{"a\x00b"} }, "DATACORE_FIXTURES", `contains '\x00'`},
-		{"venue with slash", func(c *Config) { c.Venues = []string{"v/1"} }, "DATACORE_VENUES", `ID "v/1" contains '/'`},
+		{"venue with slash", func(c *Config) { c.Venues = []string{"v/1"} }, "DATACORE_VENUES", `"v/1" contains '/'`},
 		{"empty venue", func(c *Config) { c.Venues = []string{""} }, "DATACORE_VENUES", "empty ID at position 1"},
 		{"venues only", func(c *Config) { c.Fixtures, c.Venues = nil, []string{"v1"} }, "", ""},
 		{"nothing to follow", func(c *Config) { c.Fixtures = nil }, "DATACORE_FIXTURES", "nothing to follow: set DATACORE_FIXTURES or DATACORE_VENUES, or DATACORE_ADMIN_TOKEN"},
@@ -328,7 +354,9 @@ func TestValidate(t *testing.T) {
 		{"nats tls cert and key", func(c *Config) { c.NATSTLSCert, c.NATSTLSKey, c.NATSTLSCA = pki.ClientCert, pki.ClientKey, pki.CAFile }, "", ""},
 		{"nats tls cert without key", func(c *Config) { c.NATSTLSCert = certFile }, "DATACORE_NATS_TLS_KEY", "required with DATACORE_NATS_TLS_CERT"},
 		{"nats tls key without cert", func(c *Config) { c.NATSTLSKey = keyFile }, "DATACORE_NATS_TLS_CERT", "required with DATACORE_NATS_TLS_KEY"},
-		{"nats tls cert is a directory", func(c *Config) { c.NATSTLSCert, c.NATSTLSKey = dir, keyFile }, "DATACORE_NATS_TLS_CERT", "is a directory"},
+		{"nats tls cert is a directory", func(c *Config) { c.NATSTLSCert, c.NATSTLSKey = dir, keyFile }, "DATACORE_NATS_TLS_CERT", "is not a regular file (a directory)"},
+		{"nats creds file is a fifo", func(c *Config) { c.NATSCreds = fifo }, "DATACORE_NATS_CREDS", "is not a regular file (a named pipe)"},
+		{"nats ca is a character device", func(c *Config) { c.NATSTLSCA = "/dev/zero" }, "DATACORE_NATS_TLS_CA", "is not a regular file (a character device)"},
 
 		// subjects and JetStream
 		{"multi-token prefix", func(c *Config) { c.SubjectPrefix = "org.sports.datacore" }, "", ""},
@@ -370,6 +398,9 @@ func TestValidate(t *testing.T) {
 		}, "DATACORE_OAUTH_CLIENT_ID", "together"},
 		{"oauth audience alone", func(c *Config) { c.OAuthAudience = "aud" }, "DATACORE_OAUTH_AUDIENCE", "needs DATACORE_OAUTH_TOKEN_URL"},
 		{"oauth relative url", func(c *Config) { c.OAuthTokenURL, c.OAuthClientID, c.OAuthClientSecret = "/token", "cid", "csec" }, "DATACORE_OAUTH_TOKEN_URL", "absolute http or https URL"},
+		{"oauth url with user info", func(c *Config) {
+			c.OAuthTokenURL, c.OAuthClientID, c.OAuthClientSecret = "https://cid:csec@auth.example.com/token", "cid", "csec"
+		}, "DATACORE_OAUTH_TOKEN_URL", `must not contain user information (user:password@), got "https://[set]@auth.example.com/token"`},
 
 		// limits
 		{"stop after final zero", func(c *Config) { c.StopAfterFinal = 0 }, "", ""},
@@ -537,30 +568,42 @@ func TestError(t *testing.T) {
 	}
 }
 
-func TestCheckID(t *testing.T) {
-	tests := []struct {
-		name string
-		id   string
-		ok   bool
-	}{
-		{"uuid", "sr:match:1234", true},
-		{"nats-hostile characters are escaped later", "a.b*c>", true},
-		{"unicode", "résumé", true},
-		{"empty", "", false},
-		{"space", "a b", false},
-		{"tab", "a\tb", false},
-		{"leading space", " a", false},
-		{"slash", "a/b", false},
-		{"plus", "+", false},
-		{"hash", "a#", false},
-		{"del", "a\x7f", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := CheckID(tt.id); (err == nil) != tt.ok {
-				t.Errorf("CheckID(%q) = %v, want ok %v", tt.id, err, tt.ok)
-			}
-		})
+// TestIDsFromTable checks DATACORE_FIXTURES and DATACORE_VENUES against the
+// ID table shared with fixtures and httpapi: config applies fixtures.ValidateID
+// to each trimmed entry and names the variable.
+func TestIDsFromTable(t *testing.T) {
+	for _, tc := range idtable.Load(t) {
+		if strings.ContainsAny(tc.ID, ",\x00") {
+			continue // a comma splits the list; the environment cannot hold NUL
+		}
+		for _, name := range []string{"DATACORE_FIXTURES", "DATACORE_VENUES"} {
+			t.Run(tc.Name+"/"+name, func(t *testing.T) {
+				clearEnv(t)
+				setEnv(t, map[string]string{"DATACORE_CREDENTIAL_ID": "id", "DATACORE_CREDENTIAL_SECRET": "sec", name: tc.ID})
+				c, err := Load()
+				if !tc.EnvValid {
+					if tc.ID == "" {
+						checkError(t, err, "DATACORE_FIXTURES", "nothing to follow")
+						return
+					}
+					checkError(t, err, name, "ID at position 1")
+					if !errors.Is(err, fixtures.ErrInvalidID) {
+						t.Errorf("error %v does not wrap fixtures.ErrInvalidID", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				got := c.Fixtures
+				if name == "DATACORE_VENUES" {
+					got = c.Venues
+				}
+				if want := []string{strings.TrimSpace(tc.ID)}; !slices.Equal(got, want) {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			})
+		}
 	}
 }
 

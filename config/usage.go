@@ -62,6 +62,8 @@ func kindOf(v reflect.Value) string {
 		return "bool"
 	case int:
 		return "int"
+	case float64:
+		return "number"
 	case string:
 		return "string"
 	default:

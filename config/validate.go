@@ -3,17 +3,20 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
-	"unicode/utf8"
 
+	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/sink"
 )
 
@@ -74,6 +77,7 @@ func (c *Config) Validate() error {
 		c.checkLog,
 		c.checkOAuth,
 		c.checkLimits,
+		c.checkCapacity,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -107,27 +111,12 @@ func (c *Config) checkEnv() error {
 		c.APIURL = base
 		return nil
 	}
-	u, err := checkHTTPURL(c.APIURL)
+	base, err := access.CheckBaseURL(strings.TrimSpace(c.APIURL))
 	if err != nil {
-		return errorf("DATACORE_API_URL", "must be an absolute http or https URL, got %q", redactURL(c.APIURL))
+		return errorf("DATACORE_API_URL", "%v, got %q", err, redactURL(c.APIURL))
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return errorf("DATACORE_API_URL", "must not have a query or fragment, got %q", redactURL(c.APIURL))
-	}
-	c.APIURL = strings.TrimRight(u.String(), "/")
+	c.APIURL = base
 	return nil
-}
-
-// checkHTTPURL parses s as an absolute http or https URL with a host.
-func checkHTTPURL(s string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(s))
-	if err != nil {
-		return nil, err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("not an absolute http or https URL")
-	}
-	return u, nil
 }
 
 func (c *Config) checkCredentials() error {
@@ -151,7 +140,7 @@ func (c *Config) checkCredentials() error {
 		if c.CredentialSecret != "" {
 			return errorf("DATACORE_CREDENTIAL_SECRET_FILE", "cannot be combined with DATACORE_CREDENTIAL_SECRET: set one of them")
 		}
-		b, err := os.ReadFile(c.CredentialSecretFile)
+		b, err := readSecretFile(c.CredentialSecretFile)
 		if err != nil {
 			return &Error{Var: "DATACORE_CREDENTIAL_SECRET_FILE", Msg: "cannot read the credential secret", Err: err}
 		}
@@ -169,6 +158,56 @@ func (c *Config) checkCredentials() error {
 		return errorf("DATACORE_CREDENTIAL_SECRET", "required with DATACORE_CREDENTIAL_ID (or set DATACORE_CREDENTIAL_SECRET_FILE)")
 	}
 	return nil
+}
+
+// maxSecretFileSize is the largest credential secret file read; a secret is
+// a few dozen bytes.
+const maxSecretFileSize = 64 << 10
+
+// readSecretFile reads a small regular file (symbolic links followed, as
+// Kubernetes mounts secrets). It opens without blocking and refuses what is
+// not a regular file before reading, so that a FIFO cannot hang the start and
+// a device such as /dev/zero cannot fill the memory; a file over
+// maxSecretFileSize is an error, never read whole. Errors name the path but
+// never contain the content.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s): point it at a file holding the secret", path, fileType(st.Mode()))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSecretFileSize {
+		return nil, fmt.Errorf("%s is larger than %d KiB: it should hold only the secret", path, maxSecretFileSize>>10)
+	}
+	return b, nil
+}
+
+// fileType names the type of a file that is not regular, for errors.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "mode " + m.String()
 }
 
 func (c *Config) checkSport() error {
@@ -192,38 +231,23 @@ func (c *Config) checkIDs() error {
 }
 
 // cleanIDs trims and deduplicates a list of fixture or venue IDs, keeping the
-// first occurrence, and rejects IDs that cannot name a Datacore stream.
+// first occurrence, and checks each with fixtures.ValidateID, the one rule for
+// IDs (the admin API applies it too, without trimming).
 func cleanIDs(name string, ids []string) ([]string, error) {
 	out := make([]string, 0, len(ids))
 	for i, raw := range ids {
 		id := strings.TrimSpace(raw)
-		if err := CheckID(id); err != nil {
-			if id == "" {
-				return nil, errorf(name, "empty ID at position %d (look for a stray comma)", i+1)
-			}
-			return nil, errorf(name, "%v", err)
+		if id == "" {
+			return nil, errorf(name, "empty ID at position %d (look for a stray comma)", i+1)
+		}
+		if err := fixtures.ValidateID(id); err != nil {
+			return nil, &Error{Var: name, Msg: fmt.Sprintf("ID at position %d", i+1), Err: err}
 		}
 		if !slices.Contains(out, id) {
 			out = append(out, id)
 		}
 	}
 	return out, nil
-}
-
-// CheckID reports why id cannot be a Datacore fixture or venue ID: it is empty,
-// or contains whitespace, a control character, '/', '+' or '#'. It returns nil
-// for an acceptable ID. IDs are not trimmed here.
-func CheckID(id string) error {
-	if id == "" {
-		return fmt.Errorf("empty ID")
-	}
-	if i := strings.IndexFunc(id, func(r rune) bool {
-		return isSpaceOrControl(r) || r == '/' || r == '+' || r == '#'
-	}); i >= 0 {
-		r, _ := utf8.DecodeRuneInString(id[i:])
-		return fmt.Errorf("ID %q contains %q, which cannot appear in a Datacore ID", id, r)
-	}
-	return nil
 }
 
 func (c *Config) checkScopes() error {
@@ -359,9 +383,15 @@ var natsOptionVars = map[string]string{
 	"TLSKey":    "DATACORE_NATS_TLS_KEY",
 }
 
-// checkReadableFile checks that path can be opened and is not a directory.
+// maxNATSFileSize bounds the NATS credential, key and certificate files: a
+// larger one is not what the variable should point at.
+const maxNATSFileSize = 1 << 20
+
+// checkReadableFile checks that path is a regular file (symbolic links
+// followed) of at most maxNATSFileSize bytes. It opens without blocking, so a
+// FIFO cannot hang the start, and checks the type before anything reads it.
 func checkReadableFile(path string) error {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
@@ -370,8 +400,11 @@ func checkReadableFile(path string) error {
 	if err != nil {
 		return err
 	}
-	if st.IsDir() {
-		return fmt.Errorf("%s is a directory", path)
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s)", path, fileType(st.Mode()))
+	}
+	if st.Size() > maxNATSFileSize {
+		return fmt.Errorf("%s is larger than %d MiB", path, maxNATSFileSize>>20)
 	}
 	return nil
 }
@@ -465,8 +498,9 @@ func (c *Config) checkOAuth() error {
 			}
 		}
 	}
-	if _, err := checkHTTPURL(c.OAuthTokenURL); err != nil {
-		return errorf("DATACORE_OAUTH_TOKEN_URL", "must be an absolute http or https URL, got %q", redactURL(c.OAuthTokenURL))
+	c.OAuthTokenURL = strings.TrimSpace(c.OAuthTokenURL)
+	if err := access.CheckTokenURL(c.OAuthTokenURL); err != nil {
+		return errorf("DATACORE_OAUTH_TOKEN_URL", "%v, got %q", err, redactURL(c.OAuthTokenURL))
 	}
 	return nil
 }
@@ -481,6 +515,33 @@ func (c *Config) checkLimits() error {
 		return errorf("DATACORE_DEDUP_WINDOW", "must be positive, got %q", c.DedupWindow.String())
 	case c.ShutdownTimeout <= 0:
 		return errorf("DATACORE_SHUTDOWN_TIMEOUT", "must be positive, got %q", c.ShutdownTimeout.String())
+	}
+	return nil
+}
+
+// Upper bounds of the capacity variables: past them a value is a mistake
+// (a unit typo) that would cost memory or get the credentials throttled.
+const (
+	maxMaxInflight = 65536
+	maxMaxStreams  = 100000
+	maxAccessRate  = 1000
+	maxAccessBurst = 1000
+)
+
+// checkCapacity checks the bounds on what the bridge holds and how fast it
+// calls the access API.
+func (c *Config) checkCapacity() error {
+	switch {
+	case c.MaxInflight > maxMaxInflight:
+		return errorf("DATACORE_MAX_INFLIGHT", "must be at most %d, got %q", maxMaxInflight, strconv.Itoa(c.MaxInflight))
+	case c.MaxStreams < 1 || c.MaxStreams > maxMaxStreams:
+		return errorf("DATACORE_MAX_STREAMS", "must be from 1 to %d, got %q", maxMaxStreams, strconv.Itoa(c.MaxStreams))
+	case len(c.Fixtures)+len(c.Venues) > c.MaxStreams:
+		return errorf("DATACORE_MAX_STREAMS", "is %d but DATACORE_FIXTURES and DATACORE_VENUES name %d streams: raise it or follow fewer", c.MaxStreams, len(c.Fixtures)+len(c.Venues))
+	case !(c.AccessRate > 0 && c.AccessRate <= maxAccessRate): // also refuses NaN
+		return errorf("DATACORE_ACCESS_RATE", "must be a number of calls per second above 0 and at most %d, got %q", maxAccessRate, strconv.FormatFloat(c.AccessRate, 'g', -1, 64))
+	case c.AccessBurst < 1 || c.AccessBurst > maxAccessBurst:
+		return errorf("DATACORE_ACCESS_BURST", "must be from 1 to %d, got %q", maxAccessBurst, strconv.Itoa(c.AccessBurst))
 	}
 	return nil
 }

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/loglimit"
 )
 
 // Supervisor is what the HTTP API needs from the component that keeps one live
@@ -20,7 +22,9 @@ import (
 type Supervisor interface {
 	// Follow starts following the stream of the given kind and ID. It reports
 	// whether the stream was added (false: it was already followed) and returns
-	// an error, without adding anything, when the ID cannot be followed.
+	// an error, without adding anything, when the ID cannot be followed:
+	// wrapping fixtures.ErrTooManyStreams at the cap (answered 409),
+	// fixtures.ErrStopped once stopped (503), any other for a bad ID (400).
 	Follow(kind access.Kind, id string) (added bool, err error)
 	// Unfollow stops following the stream and reports whether it was followed.
 	Unfollow(kind access.Kind, id string) (removed bool)
@@ -58,7 +62,14 @@ type handler struct {
 	// hashes in constant time reveals neither the token nor its length.
 	tokenHash [sha256.Size]byte
 	adminOn   bool
+	// warns lets through one warning per kind a minute, with the count of
+	// those held back: a flood of bad requests cannot flood the logs.
+	warns *loglimit.Limiter
 }
+
+// maxLogged is the most bytes of a string from a request (path, method,
+// user agent, ID) that are logged.
+const maxLogged = 256
 
 // New returns the handler for every endpoint (see the package documentation).
 // It panics if opts.Supervisor is nil.
@@ -72,6 +83,7 @@ func New(opts Options) http.Handler {
 		metrics:   opts.Metrics,
 		logger:    opts.Logger,
 		adminOn:   opts.AdminToken != "",
+		warns:     loglimit.New(loglimit.DefaultEvery),
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -179,11 +191,15 @@ func (h *handler) follow(kind access.Kind) http.HandlerFunc {
 		id := r.PathValue("id")
 		added, err := h.sup.Follow(kind, id)
 		if err != nil {
-			h.logger.Warn("follow refused", "kind", kind, "id", id, "error", err)
-			writeError(w, http.StatusBadRequest, err.Error())
+			status := followStatus(err)
+			if ok, suppressed := h.warns.Allow("follow refused " + strconv.Itoa(status)); ok {
+				h.logger.Warn("follow refused", "kind", kind, "id", loglimit.Truncate(id, maxLogged),
+					"status", status, "error", loglimit.Truncate(err.Error(), 2*maxLogged), "suppressed", suppressed)
+			}
+			writeError(w, status, err.Error())
 			return
 		}
-		h.logger.Info("follow", "kind", kind, "id", id, "added", added)
+		h.logger.Info("follow", "kind", kind, "id", id, "added", added) // a valid ID: short
 		status := http.StatusOK
 		if added {
 			status = http.StatusCreated
@@ -192,11 +208,24 @@ func (h *handler) follow(kind access.Kind) http.HandlerFunc {
 	}
 }
 
+// followStatus is the HTTP status for an error from Supervisor.Follow: 409
+// when the stream cap is reached (unfollowing one makes room), 503 once the
+// supervisor has stopped, else 400 (the ID or kind is not valid).
+func followStatus(err error) int {
+	switch {
+	case errors.Is(err, fixtures.ErrTooManyStreams):
+		return http.StatusConflict
+	case errors.Is(err, fixtures.ErrStopped):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}
+
 func (h *handler) unfollow(kind access.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		removed := h.sup.Unfollow(kind, id)
-		h.logger.Info("unfollow", "kind", kind, "id", id, "removed", removed)
+		h.logger.Info("unfollow", "kind", kind, "id", loglimit.Truncate(id, maxLogged), "removed", removed)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -244,9 +273,21 @@ func (h *handler) checkToken(header string) error {
 	return nil
 }
 
-// refused logs a refused admin request, without its credentials.
+// refused logs a refused admin request, without its credentials: the first
+// of each reason, then one a minute with the count held back; what comes
+// from the request is truncated.
 func (h *handler) refused(r *http.Request, reason string) {
-	h.logger.Warn("admin request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", reason)
+	ok, suppressed := h.warns.Allow("admin request refused: " + reason)
+	if !ok {
+		return
+	}
+	h.logger.Warn("admin request refused",
+		"method", loglimit.Truncate(r.Method, maxLogged),
+		"path", loglimit.Truncate(r.URL.Path, maxLogged),
+		"user_agent", loglimit.Truncate(r.UserAgent(), maxLogged),
+		"remote", loglimit.Truncate(r.RemoteAddr, maxLogged),
+		"reason", reason,
+		"suppressed", suppressed)
 }
 
 // methodNotAllowed answers 405 with the allowed methods.

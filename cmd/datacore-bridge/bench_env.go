@@ -117,6 +117,10 @@ func startBenchBridge(ctx context.Context, bb benchBridge, log *slog.Logger) (*b
 	cfg.HTTPAddr = ""
 	cfg.QoS = bb.qos
 	cfg.JetStream = bb.jetStream
+	// The emulator does not throttle: pacing would measure the pace, not
+	// the bridge.
+	cfg.AccessRate, cfg.AccessBurst = 1000, 1000
+	cfg.MaxStreams = max(cfg.MaxStreams, len(bb.fixtures))
 	if bb.jetStream {
 		cfg.Stream = "DATACORE"
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
@@ -19,10 +20,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run executes the command line args and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, force, stop := signalContexts()
 	defer stop()
 	if len(args) == 0 {
-		return serveCommand(ctx, stdout, stderr)
+		return serveCommand(ctx, force, stdout, stderr)
 	}
 	switch args[0] {
 	case "demo":
@@ -37,5 +38,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		usage(stderr)
 		return 2
+	}
+}
+
+// signalContexts returns ctx, done at the first SIGINT or SIGTERM (stop), and
+// force, done at the second (stop now: abandon what is still in flight).
+// Calling stop releases the signals.
+func signalContexts() (ctx, force context.Context, stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	force, cancelForce := context.WithCancel(context.Background())
+	released := make(chan struct{})
+	go func() {
+		for _, cancelNext := range []context.CancelFunc{cancel, cancelForce} {
+			select {
+			case <-sigs:
+				cancelNext()
+			case <-released:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return ctx, force, func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(released)
+			cancel()
+			cancelForce()
+		})
 	}
 }

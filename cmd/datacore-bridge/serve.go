@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
@@ -24,8 +25,11 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/sink"
 )
 
-// serveCommand runs the bridge as configured by the environment until ctx is done.
-func serveCommand(ctx context.Context, stdout, stderr io.Writer) int {
+// serveCommand runs the bridge as configured by the environment until ctx is
+// done (a first signal), then shuts down; force done (a second signal) cuts
+// the shutdown short. It exits 1 when the shutdown abandoned messages or, not
+// forced, did not finish in time.
+func serveCommand(ctx, force context.Context, stdout, stderr io.Writer) int {
 	cfg, err := config.Load()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -43,7 +47,12 @@ func serveCommand(ctx context.Context, stdout, stderr io.Writer) int {
 		return 1
 	}
 	<-ctx.Done()
-	if err := b.shutdown(); err != nil {
+	stopWatch := context.AfterFunc(force, func() {
+		log.Warn("second signal: stopping now, abandoning what is not settled")
+	})
+	err = b.shutdownUntil(force)
+	stopWatch()
+	if err != nil {
 		log.Error("shutdown incomplete", "err", err)
 		return 1
 	}
@@ -231,8 +240,12 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 			if !nc.IsConnected() {
 				// Nothing can be flushed; what nats.go buffered for the
 				// reconnect is lost with the connection.
+				n := buffered(nc)
 				log.Warn("NATS is not connected at shutdown; messages buffered for the reconnect are lost",
-					"buffered_bytes", buffered(nc))
+					"buffered_bytes", n)
+				if n > 0 {
+					return fmt.Errorf("%w: %d bytes buffered for the reconnect", sink.ErrAbandoned, n)
+				}
 				return nil
 			}
 			return cp.Flush(ctx)
@@ -252,6 +265,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 			ApplicationID:     cfg.ApplicationID,
 		},
 		Token: token,
+		// One client for every stream: the pace is process-wide.
+		Rate:  rate.Limit(cfg.AccessRate),
+		Burst: cfg.AccessBurst,
 	})
 	if err != nil {
 		nc.Close()
@@ -270,6 +286,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		QoS:            byte(cfg.QoS),
 		Persistent:     cfg.JetStream, // at-least-once: resume the MQTT session after a lost connection
 		SubjectPrefix:  cfg.SubjectPrefix,
+		MaxStreams:     cfg.MaxStreams,
 		MaxInflight:    cfg.MaxInflight,
 		DedupWindow:    dedupWindow(cfg.DedupWindow),
 		StopAfterFinal: cfg.StopAfterFinal,
@@ -372,35 +389,51 @@ func (b *bridge) watchNATS(ctx context.Context) {
 	}
 }
 
-// shutdown stops taking messages, finishes what is in flight, drains NATS and
-// stops the HTTP server, all within cfg.ShutdownTimeout.
-func (b *bridge) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
+// shutdown is shutdownUntil without a second signal.
+func (b *bridge) shutdown() error { return b.shutdownUntil(context.Background()) }
+
+// shutdownUntil stops taking messages, finishes what is in flight, drains NATS
+// and stops the HTTP server, all within cfg.ShutdownTimeout, or at once when
+// force is done. Its error wraps sink.ErrAbandoned when messages were left
+// unsettled (and says how many); when not forced, it is also an error that a
+// step did not finish in time. Forced, only abandoned messages are an error:
+// cutting the wait short is what was asked.
+func (b *bridge) shutdownUntil(force context.Context) error {
+	ctx, cancel := context.WithTimeout(force, b.cfg.ShutdownTimeout)
 	defer cancel()
 	b.log.Info("shutting down")
 	var errs []error
+	fail := func(err error) {
+		if force.Err() != nil && !errors.Is(err, sink.ErrAbandoned) {
+			b.log.Warn("shutdown step cut short", "err", err)
+			return
+		}
+		errs = append(errs, err)
+	}
 
 	b.stopSup()
 	select {
 	case <-b.supDone:
 	case <-ctx.Done():
-		errs = append(errs, errors.New("streams did not stop in time"))
+		fail(errors.New("streams did not stop in time"))
 	}
 	b.bgDone.Wait()
 	if err := b.closePub(ctx); errors.Is(err, sink.ErrAbandoned) {
-		// NATS did not acknowledge them before the deadline (it is away):
-		// they are counted in messages_dropped_total and logged here; a
-		// stop cannot wait for NATS forever.
+		// NATS did not take them before the deadline (it is away, or a
+		// second signal came): they are counted in messages_dropped_total
+		// and logged here; a stop cannot wait for NATS forever.
 		b.log.Warn("shutdown abandoned unacknowledged publishes", "err", err)
+		fail(fmt.Errorf("publisher: %w", err))
 	} else if err != nil {
-		errs = append(errs, fmt.Errorf("publisher: %w", err))
+		fail(fmt.Errorf("publisher: %w", err))
 	}
 	if err := drain(ctx, b.nc); err != nil {
-		errs = append(errs, fmt.Errorf("nats drain: %w", err))
+		fail(fmt.Errorf("nats drain: %w", err))
 	}
 	if b.http != nil {
 		if err := b.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("http: %w", err))
+			_ = b.http.Close()
+			fail(fmt.Errorf("http: %w", err))
 		}
 		<-b.httpDone
 	}
@@ -425,7 +458,11 @@ func drain(ctx context.Context, nc *nats.Conn) error {
 	case <-closed:
 		return nil
 	case <-ctx.Done():
+		n := buffered(nc)
 		nc.Close()
+		if n > 0 {
+			return fmt.Errorf("%w: %d bytes not flushed to NATS: %w", sink.ErrAbandoned, n, ctx.Err())
+		}
 		return ctx.Err()
 	}
 }
