@@ -68,7 +68,7 @@ func New() *Metrics {
 // they are exported (and rate() works) before the first event.
 func (m *Metrics) initLabels() {
 	for vec, values := range map[*prometheus.CounterVec][]string{
-		m.Dropped:     {"publish_error", "shutdown", "unknown_topic"},
+		m.Dropped:     {"publish_error", "too_large", "rejected", "shutdown", "unknown_topic"},
 		m.Duplicates:  {"fixture", "venue"},
 		m.AccessCalls: {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport"},
 		m.Rotations:   {"ok", "failed"},
@@ -105,7 +105,7 @@ func build() *Metrics {
 		PublishRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "publish_retries_total",
 			Help: "JetStream publishes sent again with the same Nats-Msg-Id after a failed or late ack."}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_dropped_total",
-			Help: "Messages received but not published, by reason (publish_error, shutdown, unknown_topic)."},
+			Help: "Messages received but not published, by reason (publish_error, too_large, rejected, shutdown, unknown_topic)."},
 			[]string{"reason"}),
 		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "duplicates_suppressed_total",
 			Help: "Messages not published again because the same subject and payload were seen within the dedup window."},

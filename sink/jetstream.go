@@ -468,7 +468,8 @@ func (p *JetStream) drop(e *jsEntry, err error) {
 	delete(p.live, e.msg)
 	p.mu.Unlock()
 	p.dropped.Add(1)
-	p.log.Warn("jetstream publish failed for good, message dropped", "subject", e.msg.Subject, "error", err)
+	// done gets err: the caller counts and logs the drop, rate-limited.
+	p.log.Debug("jetstream publish failed for good, message dropped", "subject", e.msg.Subject, "error", err)
 	p.finish(e, err)
 }
 
