@@ -48,6 +48,9 @@ type Metrics struct {
 	FixturesFinished prometheus.Counter
 	// DecompressErrors counts compressedData payloads that could not be inflated.
 	DecompressErrors prometheus.Counter
+	// DecompressSkipped counts compressedData payloads published untouched
+	// because, inflated, they would exceed the NATS server's max payload.
+	DecompressSkipped prometheus.Counter
 	// NATSConnected is 1 while the NATS connection is up.
 	NATSConnected prometheus.Gauge
 }
@@ -138,6 +141,8 @@ func build() *Metrics {
 			Help: "Fixtures no longer followed because their status became CONFIRMED, CANCELLED or ABANDONED."}),
 		DecompressErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decompress_errors_total",
 			Help: "compressedData payloads that could not be inflated and were published untouched."}),
+		DecompressSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decompress_skipped_total",
+			Help: "compressedData payloads published untouched because, inflated, they would exceed the NATS server's max payload."}),
 		NATSConnected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "nats_connected",
 			Help: "1 while the NATS connection is up, else 0."}),
 	}
@@ -147,7 +152,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.Received, m.Published, m.PublishErrors, m.PublishRetries, m.Dropped, m.Duplicates,
 		m.AccessCalls, m.Grants, m.Rotations, m.Reconnects, m.Connects, m.Streams, m.Latency,
-		m.Inflight, m.InflightLimit, m.FixturesFinished, m.DecompressErrors, m.NATSConnected,
+		m.Inflight, m.InflightLimit, m.FixturesFinished, m.DecompressErrors, m.DecompressSkipped, m.NATSConnected,
 	}
 }
 
