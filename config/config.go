@@ -71,7 +71,7 @@ type Config struct {
 	AccessBurst int     `envconfig:"ACCESS_BURST" default:"10" desc:"extension: access API calls that may go at once before DATACORE_ACCESS_RATE paces them"`
 
 	MaxInflight     int           `envconfig:"MAX_INFLIGHT" default:"1024" desc:"extension: messages held between MQTT and NATS before backpressure"`
-	DedupWindow     time.Duration `envconfig:"DEDUP_WINDOW" default:"2m" desc:"extension: how long a message seen on two connections during rotation is remembered to publish it once"`
+	DedupWindow     time.Duration `envconfig:"DEDUP_WINDOW" default:"2m" desc:"extension: how long a message is remembered to publish it once when two connections (rotation, resumed session) or a broker re-send (DUP flag) deliver it again; an identical payload again on the same connection is published; 0 disables"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"extension: how long a shutdown may take to finish in-flight messages and drain NATS"`
 
 	// secretFromFile is set once Validate has read CredentialSecretFile into

@@ -151,6 +151,15 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
+			name: "dedup window 0 disables dedup",
+			env:  map[string]string{"DATACORE_CREDENTIAL_ID": "id", "DATACORE_CREDENTIAL_SECRET": "sec", "DATACORE_FIXTURES": "f1", "DATACORE_DEDUP_WINDOW": "0"},
+			check: func(t *testing.T, c *Config) {
+				if c.DedupWindow != 0 {
+					t.Errorf("DedupWindow = %v, want 0 (disabled)", c.DedupWindow)
+				}
+			},
+		},
+		{
 			name: "admin token alone is enough",
 			env:  map[string]string{"DATACORE_CREDENTIAL_ID": "id", "DATACORE_CREDENTIAL_SECRET": "sec", "DATACORE_ADMIN_TOKEN": "tok"},
 			check: func(t *testing.T, c *Config) {
@@ -185,6 +194,7 @@ func TestLoadErrors(t *testing.T) {
 		{"qos out of range", map[string]string{"DATACORE_QOS": "2"}, "DATACORE_QOS", `must be 0 or 1, got "2"`},
 		{"bad duration", map[string]string{"DATACORE_STOP_AFTER_FINAL": "15"}, "DATACORE_STOP_AFTER_FINAL", "must be a duration"},
 		{"empty duration", map[string]string{"DATACORE_DEDUP_WINDOW": ""}, "DATACORE_DEDUP_WINDOW", "must be a duration"},
+		{"negative dedup window", map[string]string{"DATACORE_DEDUP_WINDOW": "-1m"}, "DATACORE_DEDUP_WINDOW", "must not be negative (0 disables)"},
 		{"bad bool", map[string]string{"DATACORE_JETSTREAM": "maybe"}, "DATACORE_JETSTREAM", `must be true or false, got "maybe"`},
 		{"bad int", map[string]string{"DATACORE_MAX_INFLIGHT": "lots"}, "DATACORE_MAX_INFLIGHT", "must be an integer"},
 		{"unknown env", map[string]string{"DATACORE_ENV": "staging"}, "DATACORE_ENV", `got "staging"`},
@@ -407,7 +417,8 @@ func TestValidate(t *testing.T) {
 		{"stop after final negative", func(c *Config) { c.StopAfterFinal = -time.Second }, "DATACORE_STOP_AFTER_FINAL", `must not be negative (0 never stops), got "-1s"`},
 		{"max inflight one", func(c *Config) { c.MaxInflight = 1 }, "", ""},
 		{"max inflight zero", func(c *Config) { c.MaxInflight = 0 }, "DATACORE_MAX_INFLIGHT", `must be at least 1, got "0"`},
-		{"dedup window zero", func(c *Config) { c.DedupWindow = 0 }, "DATACORE_DEDUP_WINDOW", "must be positive"},
+		{"dedup window zero disables", func(c *Config) { c.DedupWindow = 0 }, "", ""},
+		{"dedup window negative", func(c *Config) { c.DedupWindow = -time.Second }, "DATACORE_DEDUP_WINDOW", `must not be negative (0 disables), got "-1s"`},
 		{"shutdown timeout zero", func(c *Config) { c.ShutdownTimeout = 0 }, "DATACORE_SHUTDOWN_TIMEOUT", "must be positive"},
 	}
 	for _, tt := range tests {

@@ -511,8 +511,8 @@ func (c *Config) checkLimits() error {
 		return errorf("DATACORE_STOP_AFTER_FINAL", "must not be negative (0 never stops), got %q", c.StopAfterFinal.String())
 	case c.MaxInflight < 1:
 		return errorf("DATACORE_MAX_INFLIGHT", "must be at least 1, got %q", strconv.Itoa(c.MaxInflight))
-	case c.DedupWindow <= 0:
-		return errorf("DATACORE_DEDUP_WINDOW", "must be positive, got %q", c.DedupWindow.String())
+	case c.DedupWindow < 0:
+		return errorf("DATACORE_DEDUP_WINDOW", "must not be negative (0 disables), got %q", c.DedupWindow.String())
 	case c.ShutdownTimeout <= 0:
 		return errorf("DATACORE_SHUTDOWN_TIMEOUT", "must be positive, got %q", c.ShutdownTimeout.String())
 	}

@@ -49,6 +49,9 @@ type Metrics struct {
 	FixturesFinished prometheus.Counter
 	// DecompressErrors counts compressedData payloads that could not be inflated.
 	DecompressErrors prometheus.Counter
+	// DecompressSkipped counts compressedData payloads published untouched
+	// because, inflated, they would exceed the NATS server's max payload.
+	DecompressSkipped prometheus.Counter
 	// NATSConnected is 1 while the NATS connection is up.
 	NATSConnected prometheus.Gauge
 }
@@ -69,7 +72,7 @@ func New() *Metrics {
 // they are exported (and rate() works) before the first event.
 func (m *Metrics) initLabels() {
 	for vec, values := range map[*prometheus.CounterVec][]string{
-		m.Dropped:     {"publish_error", "shutdown", "unknown_topic"},
+		m.Dropped:     {"publish_error", "too_large", "rejected", "shutdown", "unknown_topic"},
 		m.Duplicates:  {"fixture", "venue"},
 		m.AccessCalls: {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport"},
 		m.Rotations:   {"ok", "failed"},
@@ -106,7 +109,7 @@ func build() *Metrics {
 		PublishRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "publish_retries_total",
 			Help: "Publishes sent again: JetStream with the same Nats-Msg-Id after a failed or late ack, core NATS after waiting for the connection."}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_dropped_total",
-			Help: "Messages received but not published, by reason (publish_error, shutdown, unknown_topic)."},
+			Help: "Messages received but not published, by reason (publish_error, too_large, rejected, shutdown, unknown_topic)."},
 			[]string{"reason"}),
 		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "duplicates_suppressed_total",
 			Help: "Messages not published again because the same subject and payload were seen within the dedup window."},
@@ -139,6 +142,8 @@ func build() *Metrics {
 			Help: "Fixtures no longer followed because their status became CONFIRMED, CANCELLED or ABANDONED."}),
 		DecompressErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decompress_errors_total",
 			Help: "compressedData payloads that could not be inflated and were published untouched."}),
+		DecompressSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decompress_skipped_total",
+			Help: "compressedData payloads published untouched because, inflated, they would exceed the NATS server's max payload."}),
 		NATSConnected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "nats_connected",
 			Help: "1 while the NATS connection is up, else 0."}),
 	}
@@ -148,7 +153,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.Received, m.Published, m.PublishErrors, m.PublishRetries, m.Dropped, m.Duplicates,
 		m.AccessCalls, m.Grants, m.Rotations, m.Reconnects, m.Connects, m.Streams, m.Latency,
-		m.Inflight, m.InflightLimit, m.FixturesFinished, m.DecompressErrors, m.NATSConnected,
+		m.Inflight, m.InflightLimit, m.FixturesFinished, m.DecompressErrors, m.DecompressSkipped, m.NATSConnected,
 	}
 }
 

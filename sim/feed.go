@@ -440,6 +440,7 @@ type encoder struct {
 	st       *stream
 	idField  string // "fixtureId" or "venueId"
 	size     int
+	pad      string // what padding is cut from
 	compress bool
 	data     []byte
 	zbuf     bytes.Buffer
@@ -458,8 +459,14 @@ var padding = func() string {
 	return string(b)
 }()
 
+// flatPadding is what padded messages are filled with under Feed.FlatPadding.
+var flatPadding = strings.Repeat("p", maxPayload)
+
 func newEncoder(st *stream, f Feed) *encoder {
-	e := &encoder{st: st, idField: "fixtureId", size: min(f.PayloadSize, maxPayload), compress: f.Compress}
+	e := &encoder{st: st, idField: "fixtureId", size: min(f.PayloadSize, maxPayload), pad: padding, compress: f.Compress}
+	if f.FlatPadding {
+		e.pad = flatPadding
+	}
 	if st.kind == kindVenue {
 		e.idField = "venueId"
 	}
@@ -481,7 +488,7 @@ func (e *encoder) message(scope string, g *game) []byte {
 	const envelopeOverhead = 110 // type, id, timestamp and field names, roughly
 	if pad := e.size - len(d) - envelopeOverhead - len(e.st.idJSON) - len(`,"pad":""}`); pad > 0 {
 		d = append(d, `,"pad":"`...)
-		d = append(d, padding[:pad]...)
+		d = append(d, e.pad[:pad]...)
 		d = append(d, '"')
 	}
 	d = append(d, '}')

@@ -87,6 +87,9 @@ type Feed struct {
 	PayloadSize int
 	// Compress sends compressedData (base64 of zlib of the data JSON) instead of data.
 	Compress bool
+	// FlatPadding pads with one repeated letter instead of random ones, so
+	// that compressedData is far smaller than the data it carries.
+	FlatPadding bool
 	// GameLength is the length of a game from the fixture's first grant; 0 is endless.
 	// After it the status goes FINISHED, then CONFIRMED, and the stream falls silent.
 	GameLength time.Duration

@@ -98,8 +98,10 @@ func (c *Core) Publish(ctx context.Context, msg *nats.Msg, done func(error)) err
 		}
 		c.errors.Add(1)
 		c.dropped.Add(1)
+		// done gets err: the caller counts and logs the drop for users; here it is
+		// a debug line, once per cause and interval.
 		if ok, suppressed := c.dropLog.Allow(dropKey(err)); ok {
-			c.log.Warn("nats publish failed, message dropped", "subject", msg.Subject, "error", err, "suppressed", suppressed)
+			c.log.Debug("nats publish failed, message dropped", "subject", msg.Subject, "error", err, "suppressed", suppressed)
 		}
 		settle(done, err)
 		return nil

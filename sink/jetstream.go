@@ -563,8 +563,10 @@ func (p *JetStream) drop(e *jsEntry, err error) {
 	delete(p.live, e.msg)
 	p.mu.Unlock()
 	p.dropped.Add(1)
+	// done gets err: the caller counts and logs the drop for users; here it is
+	// a debug line, once per cause and interval.
 	if ok, suppressed := p.drops.Allow(dropKey(err)); ok {
-		p.log.Warn("jetstream publish failed for good, message dropped", "subject", e.msg.Subject, "error", err, "suppressed", suppressed)
+		p.log.Debug("jetstream publish failed for good, message dropped", "subject", e.msg.Subject, "error", err, "suppressed", suppressed)
 	}
 	p.finish(e, err)
 }

@@ -52,6 +52,8 @@ type envOptions struct {
 	// configure changes the bridge's configuration before it starts.
 	configure func(*config.Config)
 	extras    bridgeExtras
+	// nats changes the embedded NATS server's options before it starts.
+	nats func(*server.Options)
 }
 
 // newEnv starts the emulator, NATS and the bridge, and stops them when the test ends.
@@ -70,6 +72,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 
 	e.nsOp = &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: o.jetStream, StoreDir: t.TempDir()}
+	if o.nats != nil {
+		o.nats(e.nsOp)
+	}
 	e.startNATS()
 	t.Cleanup(func() { e.ns.Shutdown() })
 

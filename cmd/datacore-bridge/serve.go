@@ -291,6 +291,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		DedupWindow:    dedupWindow(cfg.DedupWindow),
 		StopAfterFinal: cfg.StopAfterFinal,
 		Decompress:     cfg.Decompress,
+		MaxPayload:     nc.MaxPayload,
 		ConnLifetime:   x.connLifetime,
 		MinBackoff:     x.minBackoff,
 		MaxBackoff:     x.maxBackoff,
