@@ -332,7 +332,7 @@ func (s *Server) issueSpecific(topics, scopes []string, includePort bool, host s
 
 // addWildcards adds read topics holding MQTT wildcards to g: one per read
 // scope when all is set, else one. They name no stream: nothing is published
-// on them, and the broker refuses wildcard subscriptions.
+// on them, though a client may subscribe to them.
 func addWildcards(g *grant, sport, kind, id string, scopes []string, all bool) {
 	for _, sc := range scopes {
 		if !strings.HasPrefix(sc, "read:") {
