@@ -99,10 +99,23 @@ type Grant struct {
 	URL      string
 	ClientID string
 	Topics   []Topic
-	// IssuedAt is the URL's X-Amz-Date, else the time the grant was received.
+	// IssuedAt is the URL's X-Amz-Date, else the time the grant was
+	// received; on the local clock (see Skew).
 	IssuedAt time.Time
-	// ExpiresAt is X-Amz-Date plus X-Amz-Expires; zero when unknown.
+	// ExpiresAt is X-Amz-Date plus X-Amz-Expires, on the local clock (see
+	// Skew); zero when unknown.
 	ExpiresAt time.Time
+	// ServerDate is the access response's Date header; zero when absent or
+	// unparsable.
+	ServerDate time.Time
+	// Skew is how far the service's clock is ahead of the local one (negative:
+	// behind), measured from ServerDate (or, without it, from an X-Amz-Date
+	// in the future) against the time the response arrived. It is zero when
+	// unknown or within the Date header's one-second resolution. When it is
+	// not zero, IssuedAt and ExpiresAt have been moved by it onto the local
+	// clock, so that a node whose clock is off does not see a fresh grant as
+	// expired (or an expired one as fresh).
+	Skew time.Duration
 }
 
 // Host returns the host (and port, if any) of the grant's URL, which is safe
@@ -382,7 +395,8 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 		}
 		return Grant{}, c.newError(resp.StatusCode, ErrTransport, kind, "reading response: "+r.redact(readErr.Error()), readErr)
 	}
-	g, msg := parseGrant(data, received)
+	serverDate, _ := http.ParseTime(resp.Header.Get("Date"))
+	g, msg := parseGrant(data, received, serverDate)
 	if msg != "" {
 		return Grant{}, c.newError(resp.StatusCode, ErrMalformed, kind, msg, nil)
 	}
@@ -442,9 +456,10 @@ type grantResponse struct {
 	} `json:"data"`
 }
 
-// parseGrant decodes and validates a 200 body. On failure it returns a
-// message that never contains the URL.
-func parseGrant(data []byte, received time.Time) (Grant, string) {
+// parseGrant decodes and validates a 200 body received at received (local
+// clock) with the Date header serverDate (zero when absent). On failure it
+// returns a message that never contains the URL.
+func parseGrant(data []byte, received, serverDate time.Time) (Grant, string) {
 	var resp grantResponse
 	if err := json.Unmarshal(data, &resp); err != nil {
 		var te *json.UnmarshalTypeError
@@ -475,15 +490,40 @@ func parseGrant(data []byte, received time.Time) (Grant, string) {
 			return Grant{}, fmt.Sprintf("topic %d has no name", i)
 		}
 	}
-	g := Grant{URL: d.URL, ClientID: d.ClientID, Topics: d.Topics, IssuedAt: received}
+	g := Grant{URL: d.URL, ClientID: d.ClientID, Topics: d.Topics, IssuedAt: received, ServerDate: serverDate}
 	issued, expires, ok := ParseExpiry(d.URL)
+	g.Skew = measureSkew(serverDate, issued, received)
 	if !issued.IsZero() {
-		g.IssuedAt = issued
+		g.IssuedAt = issued.Add(-g.Skew)
 	}
 	if ok {
-		g.ExpiresAt = expires
+		g.ExpiresAt = expires.Add(-g.Skew)
 	}
 	return g, ""
+}
+
+// skewResolution is the least clock skew that is acted on: the Date header
+// and X-Amz-Date count whole seconds.
+const skewResolution = time.Second
+
+// measureSkew returns how far the service's clock is ahead of the local one,
+// or zero when that is unknown or within skewResolution. The Date header
+// (truncated to the second when the response was sent) is the measure; the
+// middle of its second is compared with the local time of receipt. Without
+// it, an X-Amz-Date in the future shows the service ahead (a URL is never
+// signed after it is sent; it may have been signed well before).
+func measureSkew(serverDate, issued, received time.Time) time.Duration {
+	var skew time.Duration
+	switch {
+	case !serverDate.IsZero():
+		skew = serverDate.Add(skewResolution / 2).Sub(received)
+	case !issued.IsZero():
+		skew = max(0, issued.Add(skewResolution/2).Sub(received))
+	}
+	if skew >= -skewResolution && skew <= skewResolution {
+		return 0
+	}
+	return skew.Round(time.Millisecond)
 }
 
 // errorResponse holds the places an error body may carry its message.

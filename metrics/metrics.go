@@ -74,7 +74,7 @@ func (m *Metrics) initLabels() {
 	for vec, values := range map[*prometheus.CounterVec][]string{
 		m.Dropped:     {"publish_error", "too_large", "rejected", "shutdown", "unknown_topic"},
 		m.Duplicates:  {"fixture", "venue"},
-		m.AccessCalls: {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport"},
+		m.AccessCalls: {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport", "expired"},
 		m.Rotations:   {"ok", "failed"},
 		m.Reconnects:  {"lost", "expired"},
 		m.Connects:    {"ok", "handshake_refused", "handshake_failed", "connect_refused", "subscribe_refused", "error"},
@@ -115,7 +115,7 @@ func build() *Metrics {
 			Help: "Messages not published again because the same subject and payload were seen within the dedup window."},
 			[]string{"stream_kind"}),
 		AccessCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "access_calls_total",
-			Help: "Access API calls, by outcome (ok, unauthorized, forbidden, not_found, bad_request, rate_limited, server_error, malformed, transport)."},
+			Help: "Access API calls, by outcome (ok, unauthorized, forbidden, not_found, bad_request, rate_limited, server_error, malformed, transport, expired: a grant that expires too soon after it arrives)."},
 			[]string{"outcome"}),
 		Grants: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "grants_total",
 			Help: "Grants (signed URLs) obtained from the access API."}),

@@ -81,6 +81,10 @@ type Conn struct {
 	red    redactor
 	log    *slog.Logger
 	client mqtt.Client
+	// store is paho's in-memory store of the connection: a QoS 1 message is
+	// kept there from its arrival until Message.Ack sends its PUBACK (or
+	// the connection ends with it); see storedInbound.
+	store *mqtt.MemoryStore
 
 	// dialCtx is Dial's context (with ConnectTimeout); it is only used while
 	// Dial runs, by the socket dial and the on-connect subscriber.
@@ -134,6 +138,7 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 		subscribed: make(chan error, 1),
 		activity:   make(chan struct{}, 1),
 		done:       make(chan struct{}),
+		store:      mqtt.NewMemoryStore(),
 	}
 
 	dialCtx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
@@ -156,6 +161,7 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 		SetAutoAckDisabled(opts.ManualAck).
 		SetConnectTimeout(opts.ConnectTimeout).
 		SetWriteTimeout(opts.ConnectTimeout).
+		SetStore(c.store).
 		SetDefaultPublishHandler(c.onMessage).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(c.onConnectionLost).
@@ -429,6 +435,20 @@ func (c *Conn) acked() {
 // Unacked returns the number of QoS 1 messages handed to the Handler and not
 // yet acknowledged with Message.Ack (always 0 without ManualAck).
 func (c *Conn) Unacked() int { return int(c.unacked.Load()) }
+
+// storedInbound returns how many received messages paho's store holds:
+// QoS 1 messages not yet acknowledged. A message dropped by the receiver and
+// acknowledged with Message.Ack leaves the store then, so a long-lived
+// connection does not accumulate dropped messages.
+func (c *Conn) storedInbound() int {
+	n := 0
+	for _, k := range c.store.All() {
+		if strings.HasPrefix(k, "i.") {
+			n++
+		}
+	}
+	return n
+}
 
 // SessionPresent reports the CONNACK's session present flag: with
 // Options.Persistent, whether the broker resumed an existing session.

@@ -28,6 +28,10 @@ var (
 	ErrConnectionLost = errors.New("mqttclient: connection lost")
 	// ErrClosed reports that a wait on a connection ended because Close was called.
 	ErrClosed = errors.New("mqttclient: connection closed")
+	// ErrInvalidTopic reports a topic name that cannot be subscribed as a
+	// name: empty, holding an MQTT wildcard ('+' or '#') or NUL, or longer
+	// than MQTT allows.
+	ErrInvalidTopic = errors.New("mqttclient: invalid topic name")
 )
 
 // HandshakeError is returned by Dial when the server answers the WebSocket

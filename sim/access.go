@@ -259,6 +259,7 @@ func (s *Server) writeGrant(w http.ResponseWriter, g *grant) {
 
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	b, _ := json.Marshal(v)
+	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat)) // the service's clock, as ClockOffset moves it
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
@@ -283,12 +284,17 @@ func (s *Server) issueGrant(kind, id string, scopes []string, includePort bool, 
 		org = randomOrg()
 	}
 	g := s.newGrant(includePort, host)
-	for _, sc := range scopes {
-		topic := topicName(s.opts.Sport, kind, org, id, sc)
-		if g.allowed[topic] {
-			continue // the same scope twice
+	if !s.faults.WildcardOnly {
+		for _, sc := range scopes {
+			topic := topicName(s.opts.Sport, kind, org, id, sc)
+			if g.allowed[topic] {
+				continue // the same scope twice
+			}
+			s.addAlias(g, st, topic, sc)
 		}
-		s.addAlias(g, st, topic, sc)
+	}
+	if s.faults.WildcardOnly || s.faults.WildcardExtra {
+		addWildcards(g, s.opts.Sport, kind, id, scopes, s.faults.WildcardOnly)
 	}
 	g.streams = []*stream{st}
 	s.grants[g.token] = g
@@ -324,8 +330,29 @@ func (s *Server) issueSpecific(topics, scopes []string, includePort bool, host s
 	return g, nil
 }
 
+// addWildcards adds read topics holding MQTT wildcards to g: one per read
+// scope when all is set, else one. They name no stream: nothing is published
+// on them, though a client may subscribe to them.
+func addWildcards(g *grant, sport, kind, id string, scopes []string, all bool) {
+	for _, sc := range scopes {
+		if !strings.HasPrefix(sc, "read:") {
+			continue
+		}
+		topic := topicName(sport, kind, "+", id, sc) + "/#"
+		if g.allowed[topic] {
+			continue
+		}
+		g.topics = append(g.topics, topicGrant{Topic: topic, Scope: sc, Permission: "read"})
+		g.allowed[topic] = true
+		if !all {
+			return
+		}
+	}
+}
+
+// newGrant starts a grant with a fresh client id and signed URL. Call with s.mu held.
 func (s *Server) newGrant(includePort bool, host string) *grant {
-	issued := s.now().UTC().Truncate(time.Second)
+	issued := s.now().Add(-s.faults.GrantAge).UTC().Truncate(time.Second)
 	ttl := int64((s.opts.GrantTTL + time.Second - 1) / time.Second)
 	g := &grant{
 		token:    base64.StdEncoding.EncodeToString(randomBytes(48)),

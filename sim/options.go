@@ -68,6 +68,10 @@ type Options struct {
 	// Now is the clock used for URL dates and expiry checks; default time.Now.
 	// Tests move it to expire URLs without waiting.
 	Now func() time.Time
+	// ClockOffset moves the service's clock (Now) by this much: the signed
+	// URLs' X-Amz-Date, their expiry checks and the access API's Date header
+	// all follow it, as if the bridge's node had a clock off by -ClockOffset.
+	ClockOffset time.Duration
 	// Logger receives the emulator's logs; nil discards them. The broker's own
 	// logs are passed on only when the logger is enabled for debug.
 	Logger *slog.Logger
@@ -111,6 +115,15 @@ type Faults struct {
 	SlowDelay time.Duration
 	// DisconnectEvery closes every MQTT connection each period; 0 never.
 	DisconnectEvery time.Duration
+	// GrantAge dates signed URLs this far in the past (X-Amz-Date), so that
+	// grants arrive with that much less validity: already expired when it is
+	// at least GrantTTL, as a service handing out stale URLs would.
+	GrantAge time.Duration
+	// WildcardExtra adds to every fixture or venue grant one read topic
+	// holding MQTT wildcards ('+' and '#'), which no client should subscribe.
+	WildcardExtra bool
+	// WildcardOnly grants fixture and venue topics with MQTT wildcards only.
+	WildcardOnly bool
 }
 
 // Stats are counters since Start.
@@ -169,6 +182,10 @@ func (o *Options) setDefaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if off := o.ClockOffset; off != 0 {
+		base := o.Now
+		o.Now = func() time.Time { return base().Add(off) }
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -204,7 +221,7 @@ func (f Faults) normalized() (Faults, error) {
 	if f.Access500+f.Access429+f.AccessGarbage > 1+1e-9 {
 		return f, errSumOfShare
 	}
-	if f.RetryAfter < 0 || f.SlowDelay < 0 || f.DisconnectEvery < 0 {
+	if f.RetryAfter < 0 || f.SlowDelay < 0 || f.DisconnectEvery < 0 || f.GrantAge < 0 {
 		return f, errNegative
 	}
 	if f.RetryAfter == 0 {
@@ -223,6 +240,7 @@ func (f Faults) clamped() Faults {
 		f.Access500, f.Access429, f.AccessGarbage = f.Access500/sum, f.Access429/sum, f.AccessGarbage/sum
 	}
 	f.RetryAfter, f.SlowDelay, f.DisconnectEvery = max(f.RetryAfter, 0), max(f.SlowDelay, 0), max(f.DisconnectEvery, 0)
+	f.GrantAge = max(f.GrantAge, 0)
 	return f
 }
 

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -295,4 +297,35 @@ func (s *Server) disconnectLoop() {
 			s.log.Info("disconnected every client", "fault", "disconnect_every", "clients", n)
 		}
 	}
+}
+
+// SessionInfo describes one MQTT session the broker holds: a connected
+// client, or a persistent session kept for a client that went away.
+type SessionInfo struct {
+	ClientID string
+	// Connected reports whether a client is connected on the session now.
+	Connected bool
+	// Persistent reports a session kept after its connection ends (CONNECT
+	// with clean session false).
+	Persistent bool
+	// Subscriptions are the session's topic filters, sorted.
+	Subscriptions []string
+}
+
+// Sessions lists the sessions the broker holds, sorted by client id.
+func (s *Server) Sessions() []SessionInfo {
+	var out []SessionInfo
+	for id, cl := range s.broker.Clients.GetAll() {
+		if cl.Net.Inline {
+			continue
+		}
+		info := SessionInfo{ClientID: id, Connected: !cl.Closed(), Persistent: !cl.Properties.Clean}
+		for f := range cl.State.Subscriptions.GetAll() {
+			info.Subscriptions = append(info.Subscriptions, f)
+		}
+		slices.Sort(info.Subscriptions)
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(a.ClientID, b.ClientID) })
+	return out
 }

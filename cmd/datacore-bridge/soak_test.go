@@ -192,6 +192,16 @@ func soak(t *testing.T, jetStream bool) soakResult {
 	for _, id := range venueIDs {
 		e.b.sup.Unfollow(access.Venue, id)
 	}
+	// A stream stopped for good ends its persistent session, reading what
+	// still arrives meanwhile: count once no connection is left.
+	waitFor(t, 30*time.Second, "no connection left", func() bool {
+		for _, s := range e.emu.Sessions() {
+			if s.Connected {
+				return false
+			}
+		}
+		return true
+	})
 	waitFor(t, 30*time.Second, "nothing in flight", func() bool { return testutil.ToFloat64(e.m.Inflight) == 0 })
 	c.checkProblems()
 
