@@ -246,8 +246,7 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	}
 	nc, err := connectCtx(ctx, opts)
 	if err == nil {
-		o.logger().Info("nats connected", "url", RedactURL(nc.ConnectedUrl()))
-		return nc, nil
+		return nc, nil // the connect handler logs it
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
