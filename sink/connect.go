@@ -21,6 +21,8 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/backoff"
 )
 
 // DefaultReconnectBufSize bounds what nats.go buffers while reconnecting (bytes).
@@ -473,18 +475,16 @@ func (s *stateLog) authRefused(err error) {
 
 // reconnectDelay is nats.go's CustomReconnectDelayCB: the pause after the attempts-th
 // round over the server list. It is nats.go's usual wait plus jitter, except while the
-// server refuses the credentials: then it doubles each round, up to authMaxWait, since
-// retrying quickly cannot fix credentials and only fills the server's log.
+// server refuses the credentials: then it doubles each round, up to authMaxWait (the
+// cap of internal/backoff, plus nats.go's jitter), since retrying quickly cannot fix
+// credentials and only fills the server's log.
 func (s *stateLog) reconnectDelay(attempts int) time.Duration {
 	s.mu.Lock()
 	auth := s.authFailing
 	s.mu.Unlock()
 	d := s.wait
-	if auth {
-		for i := 1; i < attempts && d < s.authMaxWait; i++ {
-			d *= 2
-		}
-		d = min(d, s.authMaxWait)
+	if auth && d > 0 {
+		d = backoff.Policy{Min: s.wait, Max: s.authMaxWait}.Cap(attempts - 1)
 	}
 	if s.jitter > 0 {
 		d += rand.N(s.jitter)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/datacore-bridge/datacore-bridge/internal/backoff"
 	"github.com/datacore-bridge/datacore-bridge/internal/loglimit"
 )
 
@@ -47,8 +47,9 @@ type JetStreamOptions struct {
 	// (default DefaultAckTimeout).
 	AckTimeout time.Duration
 	// RetryBackoff is the first pause before a retry (default DefaultRetryBackoff); it
-	// doubles per attempt up to MaxRetryBackoff (default DefaultMaxRetryBackoff), with
-	// jitter. A retry after a disconnection waits for the reconnection instead.
+	// doubles per attempt up to MaxRetryBackoff (default DefaultMaxRetryBackoff), each
+	// pause jittered down into its upper half (internal/backoff). A retry after a
+	// disconnection waits for the reconnection instead.
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// Logger receives retry and drop reports; nil discards them.
 	Logger *slog.Logger
@@ -89,6 +90,7 @@ type JetStream struct {
 	log   *slog.Logger
 	drops *loglimit.Limiter // drop reports, by cause
 	opts  JetStreamOptions
+	retry backoff.Policy // pause before a message's next publish after a failure
 	sem   chan struct{}
 	wake  chan struct{} // capacity 1: events were queued for the loop
 
@@ -128,9 +130,9 @@ type jsEntry struct {
 
 	// Owned by whoever holds the entry out of flight: Publish before its first
 	// publish, the loop afterwards.
-	tried   bool          // published at least once
-	backoff time.Duration // pause before the next retry after a failure
-	due     time.Time     // earliest next publish
+	tried    bool      // published at least once
+	failures int       // failed attempts so far: the retry backoff's attempt number
+	due      time.Time // earliest next publish
 }
 
 // jsEvent is an outcome handed to the loop.
@@ -172,6 +174,7 @@ func NewJetStream(nc *nats.Conn, o JetStreamOptions) (*JetStream, error) {
 		log:   o.Logger,
 		drops: loglimit.New(0),
 		opts:  o,
+		retry: backoff.Policy{Min: o.RetryBackoff, Max: o.MaxRetryBackoff},
 		sem:   make(chan struct{}, o.MaxPending),
 		wake:  make(chan struct{}, 1),
 		// No capacity hint: MaxPending may be huge, and the map grows with what
@@ -300,7 +303,7 @@ func (p *JetStream) Publish(ctx context.Context, msg *nats.Msg, done func(error)
 		msg = &nats.Msg{Subject: msg.Subject, Reply: msg.Reply, Header: msg.Header, Data: msg.Data}
 	}
 	p.seq++
-	e := &jsEntry{msg: msg, done: done, seq: p.seq, tried: connected, backoff: p.opts.RetryBackoff}
+	e := &jsEntry{msg: msg, done: done, seq: p.seq, tried: connected}
 	p.live[msg] = e
 	p.wg.Add(1)
 	wake := false
@@ -521,10 +524,8 @@ func (p *JetStream) failed(e *jsEntry, err error) bool {
 		e.due = time.Time{} // as soon as reconnected
 		return true
 	}
-	// About the backoff, with ±20 % jitter.
-	d := e.backoff + time.Duration((rand.Float64()*0.4-0.2)*float64(e.backoff))
-	e.due = time.Now().Add(d)
-	e.backoff = min(2*e.backoff, p.opts.MaxRetryBackoff)
+	e.due = time.Now().Add(p.retry.Delay(e.failures))
+	e.failures++
 	return true
 }
 

@@ -58,3 +58,19 @@ func TestBackoffCountsAndResets(t *testing.T) {
 		t.Fatalf("Next after Reset = %v, want at most 1s", d)
 	}
 }
+
+// TestBackoffGrowsToTheCap walks a retry loop past its cap: every wait is in
+// the upper half of Min doubled per attempt, and stays there once Max is reached.
+func TestBackoffGrowsToTheCap(t *testing.T) {
+	b := New(Policy{Min: 100 * time.Millisecond, Max: 2 * time.Second})
+	ceil := 100 * time.Millisecond
+	for i := range 12 {
+		if d := b.Next(); d < ceil/2 || d > ceil {
+			t.Fatalf("Next #%d = %v, want within [%v, %v]", i, d, ceil/2, ceil)
+		}
+		ceil = min(2*ceil, 2*time.Second)
+	}
+	if ceil != 2*time.Second {
+		t.Fatalf("the walk never reached the cap: %v", ceil)
+	}
+}
