@@ -22,6 +22,19 @@ type Message struct {
 
 	ack   mqtt.Message // set only with Options.ManualAck
 	track *ackTracker  // set with ManualAck for QoS 1: counts the message as unacknowledged
+	onAck func()       // set by NewMessage
+}
+
+// NewMessage returns a Message whose Ack calls ack, once however often Ack
+// is called (nil: Ack does nothing). It is for stand-ins of a Conn, such as
+// the fake brokers of other packages' tests, that hand messages to a Handler
+// and need to see them acknowledged; a Conn makes its messages itself.
+func NewMessage(topic string, payload []byte, qos byte, duplicate bool, ack func()) Message {
+	m := Message{Topic: topic, Payload: payload, QoS: qos, Duplicate: duplicate}
+	if ack != nil {
+		m.onAck = sync.OnceFunc(ack)
+	}
+	return m
 }
 
 // ackTracker takes a message off its connection's unacknowledged count once.
@@ -43,5 +56,8 @@ func (m Message) Ack() {
 	}
 	if m.track != nil {
 		m.track.once.Do(m.track.c.acked)
+	}
+	if m.onAck != nil {
+		m.onAck()
 	}
 }
