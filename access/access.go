@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 // Kind is the kind of stream an access call is for.
@@ -370,7 +372,7 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 		}
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
-			r = append(r, tok)
+			r.secrets = r.secrets.Merge(redact.NewSecrets(tok))
 		}
 	}
 
@@ -432,7 +434,7 @@ func (c *Client) newError(status int, sentinel error, kind Kind, msg string, cau
 
 // redactor returns a redactor for the request body and the client's secrets.
 func (c *Client) redactor(payload string) redactor {
-	return redactor{payload, c.creds.CredentialSecret, c.creds.UserIdentityToken}
+	return newRedactor(payload, c.creds.CredentialSecret, c.creds.UserIdentityToken)
 }
 
 // readLimited reads at most maxBodySize bytes of body.

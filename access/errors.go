@@ -1,15 +1,14 @@
 package access
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 // Sentinel errors wrapped by *Error; check them with errors.Is.
@@ -251,33 +250,18 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	return min(max(t.Sub(now), 0), maxRetryAfter), true
 }
 
-// amzParam matches a signed URL's X-Amz-* query parameter and its value.
-var amzParam = regexp.MustCompile(`(?i)(X-Amz-[A-Za-z-]+=)[^&\s"']*`)
-
 // redactor removes secret values from text taken from elsewhere (a server's
-// message, an underlying error). Empty values are ignored.
-type redactor []string
+// message, an underlying error): every occurrence of a secret, raw, JSON-,
+// query- or path-escaped, and the value of every X-Amz-* query parameter.
+type redactor struct{ secrets redact.Secrets }
 
-// redact replaces every occurrence of a secret, raw, JSON-, query- or
-// path-escaped, and the
-// value of every X-Amz-* query parameter with "[REDACTED]".
+// newRedactor returns a redactor for the values; empty ones are ignored.
+func newRedactor(values ...string) redactor {
+	return redactor{secrets: redact.NewSecrets(values...)}
+}
+
+// redact returns s with every secret and signed query value replaced with
+// "[REDACTED]".
 func (r redactor) redact(s string) string {
-	for _, v := range r {
-		if v == "" {
-			continue
-		}
-		s = strings.ReplaceAll(s, v, "[REDACTED]")
-		if q := url.QueryEscape(v); q != v {
-			s = strings.ReplaceAll(s, q, "[REDACTED]")
-		}
-		if p := url.PathEscape(v); p != v {
-			s = strings.ReplaceAll(s, p, "[REDACTED]")
-		}
-		if j, err := json.Marshal(v); err == nil {
-			if j := string(j[1 : len(j)-1]); j != v {
-				s = strings.ReplaceAll(s, j, "[REDACTED]")
-			}
-		}
-	}
-	return amzParam.ReplaceAllString(s, "${1}[REDACTED]")
+	return redact.SignedQuery(r.secrets.String(s))
 }

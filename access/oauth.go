@@ -38,7 +38,7 @@ func OAuth2Token(ctx context.Context, tokenURL, clientID, clientSecret, audience
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Timeout: defaultHTTPTimeout})
 	}
 	src := oauth2.ReuseTokenSourceWithExpiry(nil, cfg.TokenSource(ctx), tokenEarlyExpiry)
-	red := redactor{clientSecret}
+	red := newRedactor(clientSecret)
 
 	type result struct {
 		tok *oauth2.Token

@@ -778,23 +778,3 @@ func TestRedacted(t *testing.T) {
 		t.Errorf("log output lacks the redacted config: %s", logs.String())
 	}
 }
-
-func TestRedactURL(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-	}{
-		{"no userinfo", "https://example.com/v1", "https://example.com/v1"},
-		{"at sign in path", "https://example.com/a@b", "https://example.com/a@b"},
-		{"user and password", "nats://u:p@h:4222", "nats://[set]@h:4222"},
-		{"token", "nats://tok@h:4222", "nats://[set]@h:4222"},
-		{"unparsable", "nats://u:p@[::1", "nats://[set]@[::1"},
-		{"empty", "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := redactURL(tt.in); got != tt.want {
-				t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 	"github.com/datacore-bridge/datacore-bridge/sink"
 )
 
@@ -113,7 +114,7 @@ func (c *Config) checkEnv() error {
 	}
 	base, err := access.CheckBaseURL(strings.TrimSpace(c.APIURL))
 	if err != nil {
-		return errorf("DATACORE_API_URL", "%v, got %q", err, redactURL(c.APIURL))
+		return errorf("DATACORE_API_URL", "%v, got %q", err, redact.URL(c.APIURL))
 	}
 	c.APIURL = base
 	return nil
@@ -298,7 +299,7 @@ func (c *Config) checkNATS() error {
 			return errorf("DATACORE_NATS_URL", "empty URL at position %d (look for a stray comma)", i+1)
 		}
 		if strings.IndexFunc(u, isSpaceOrControl) >= 0 {
-			return errorf("DATACORE_NATS_URL", "URL %q contains whitespace", redactURL(u))
+			return errorf("DATACORE_NATS_URL", "URL %q contains whitespace", redact.URL(u))
 		}
 		if !slices.Contains(urls, u) {
 			urls = append(urls, u)
@@ -500,7 +501,7 @@ func (c *Config) checkOAuth() error {
 	}
 	c.OAuthTokenURL = strings.TrimSpace(c.OAuthTokenURL)
 	if err := access.CheckTokenURL(c.OAuthTokenURL); err != nil {
-		return errorf("DATACORE_OAUTH_TOKEN_URL", "%v, got %q", err, redactURL(c.OAuthTokenURL))
+		return errorf("DATACORE_OAUTH_TOKEN_URL", "%v, got %q", err, redact.URL(c.OAuthTokenURL))
 	}
 	return nil
 }

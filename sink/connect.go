@@ -21,6 +21,8 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 // DefaultReconnectBufSize bounds what nats.go buffers while reconnecting (bytes).
@@ -71,7 +73,7 @@ func (o ConnectOptions) Validate() error {
 	}
 	for i, u := range urls {
 		if err := checkServerURL(u); err != nil {
-			return &OptionError{Option: "URLs", Err: fmt.Errorf("%w: server URL number %d (%s): %w", ErrInvalidOptions, i+1, RedactURL(u), err)}
+			return &OptionError{Option: "URLs", Err: fmt.Errorf("%w: server URL number %d (%s): %w", ErrInvalidOptions, i+1, redact.URL(u), err)}
 		}
 	}
 	methods := 0
@@ -238,7 +240,7 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	if err := o.CheckFiles(); err != nil {
 		return nil, err
 	}
-	scrub := newScrubber(o.secretsOf())
+	scrub := redact.NewSecrets(o.secretsOf()...)
 	sl := &stateLog{log: o.logger(), authHint: o.authHint(), scrub: scrub}
 	opts, err := o.natsOptions(sl)
 	if err != nil {
@@ -253,11 +255,11 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	}
 	switch {
 	case unreachable(err):
-		o.logger().Warn("nats not reachable, retrying in the background", "error", scrub.err(err))
+		o.logger().Warn("nats not reachable, retrying in the background", "error", scrub.Err(err))
 	case IsAuthError(err):
 		sl.authRefused(err)
 	default:
-		return nil, fmt.Errorf("connect to nats: %w", scrub.err(err))
+		return nil, fmt.Errorf("connect to nats: %w", scrub.Err(err))
 	}
 	opts.RetryOnFailedConnect = true
 	nc, err = connectCtx(ctx, opts)
@@ -265,7 +267,7 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("connect to nats: %w", scrub.err(err))
+		return nil, fmt.Errorf("connect to nats: %w", scrub.Err(err))
 	}
 	return nc, nil
 }
@@ -465,10 +467,10 @@ func (s *stateLog) authRefused(err error) {
 	s.reconnectErrLogged = true
 	s.mu.Unlock()
 	if first {
-		s.log.Error("nats refused the credentials; retrying in the background", "error", s.scrub.err(err), "hint", s.authHint)
+		s.log.Error("nats refused the credentials; retrying in the background", "error", s.scrub.Err(err), "hint", s.authHint)
 		return
 	}
-	s.log.Debug("nats refused the credentials; retrying in the background", "error", s.scrub.err(err))
+	s.log.Debug("nats refused the credentials; retrying in the background", "error", s.scrub.Err(err))
 }
 
 // reconnectDelay is nats.go's CustomReconnectDelayCB: the pause after the attempts-th
@@ -494,19 +496,19 @@ func (s *stateLog) reconnectDelay(attempts int) time.Duration {
 
 func (s *stateLog) connected(nc *nats.Conn) {
 	s.reset()
-	s.log.Info("nats connected", "url", RedactURL(nc.ConnectedUrl()))
+	s.log.Info("nats connected", "url", redact.URL(nc.ConnectedUrl()))
 }
 
 func (s *stateLog) reconnected(nc *nats.Conn) {
 	s.reset()
-	s.log.Info("nats reconnected", "url", RedactURL(nc.ConnectedUrl()))
+	s.log.Info("nats reconnected", "url", redact.URL(nc.ConnectedUrl()))
 }
 
 func (s *stateLog) disconnected(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // closed logs it
 	}
-	s.log.Warn("nats disconnected", "error", s.scrub.err(err))
+	s.log.Warn("nats disconnected", "error", s.scrub.Err(err))
 }
 
 func (s *stateLog) reconnectFailed(_ *nats.Conn, err error) {
@@ -515,15 +517,15 @@ func (s *stateLog) reconnectFailed(_ *nats.Conn, err error) {
 	s.reconnectErrLogged = true
 	s.mu.Unlock()
 	if first {
-		s.log.Warn("nats reconnect failed, still trying", "error", s.scrub.err(err))
+		s.log.Warn("nats reconnect failed, still trying", "error", s.scrub.Err(err))
 		return
 	}
-	s.log.Debug("nats reconnect failed, still trying", "error", s.scrub.err(err))
+	s.log.Debug("nats reconnect failed, still trying", "error", s.scrub.Err(err))
 }
 
 func (s *stateLog) closed(nc *nats.Conn) {
 	if err := nc.LastError(); err != nil {
-		s.log.Warn("nats connection closed", "error", s.scrub.err(err))
+		s.log.Warn("nats connection closed", "error", s.scrub.Err(err))
 		return
 	}
 	s.log.Info("nats connection closed")
@@ -538,7 +540,7 @@ func (s *stateLog) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 		s.authRefused(err)
 		return
 	}
-	err = s.scrub.err(err)
+	err = s.scrub.Err(err)
 	msg := err.Error()
 	s.mu.Lock()
 	repeat := msg == s.lastAsync
@@ -555,7 +557,7 @@ func (s *stateLog) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 }
 
 func (s *stateLog) lameDuck(nc *nats.Conn) {
-	s.log.Info("nats server entering lame duck mode", "url", RedactURL(nc.ConnectedUrl()))
+	s.log.Info("nats server entering lame duck mode", "url", redact.URL(nc.ConnectedUrl()))
 }
 
 // Ready returns nil when nc is connected and usable for publishing, otherwise an error
