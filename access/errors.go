@@ -173,36 +173,36 @@ func describe(sentinel error) string {
 // hintFor says what to do about a sentinel for a stream kind ("" for a
 // specific-topics call); unauth is what to check when credentials are rejected.
 func hintFor(sentinel error, kind Kind, unauth string) string {
-	what, scopesVar := "stream", "the requested scopes"
+	what, scopes := "stream", "the requested scopes"
 	switch kind {
 	case Fixture:
-		what, scopesVar = "fixture", "DATACORE_FIXTURE_SCOPES"
+		what, scopes = "fixture", "the fixture scopes asked for"
 	case Venue:
-		what, scopesVar = "venue", "DATACORE_VENUE_SCOPES"
+		what, scopes = "venue", "the venue scopes asked for"
 	}
 	switch sentinel {
 	case ErrUnauthorized:
 		return unauth
 	case ErrForbidden:
-		return "scope not granted or not entitled to this " + what + ": remove the scope from " + scopesVar + " or ask for it to be granted"
+		return "scope not granted or not entitled to this " + what + ": remove the scope from " + scopes + ", or ask for it to be granted"
 	case ErrNotFound:
 		if kind == "" {
-			return "check the topics and DATACORE_ENV or DATACORE_API_URL"
+			return "check the topics and the access API URL (its environment)"
 		}
-		return "check the " + what + " id and DATACORE_ENV or DATACORE_API_URL"
+		return "check the " + what + " id and the access API URL (its environment)"
 	case ErrBadRequest:
 		if kind == "" {
 			return "check the topics and scopes"
 		}
-		return "check the " + what + " id, DATACORE_SPORT and " + scopesVar
+		return "check the " + what + " id, the sport and " + scopes
 	case ErrRateLimited:
 		return "retryable: slow down"
 	case ErrUnavailable:
 		return "retryable"
 	case ErrMalformed:
-		return "retryable; if it persists check that DATACORE_API_URL is the access API"
+		return "retryable; if it persists check that the base URL is the access API's"
 	case ErrTransport:
-		return "retryable; check network access to DATACORE_API_URL"
+		return "retryable; check network access to the access API"
 	}
 	return ""
 }

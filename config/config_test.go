@@ -778,3 +778,29 @@ func TestRedacted(t *testing.T) {
 		t.Errorf("log output lacks the redacted config: %s", logs.String())
 	}
 }
+
+// TestUnauthorizedHint checks the hint handed to access for a 401: it names
+// the variables of the credentials in use.
+func TestUnauthorizedHint(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"application", func(c *Config) {}, "check DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET"},
+		{"individual user", func(c *Config) { c.CredentialID, c.UserIdentityToken = "", "uit" },
+			"check DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID"},
+		{"with oauth", func(c *Config) { c.OAuthTokenURL = "https://auth.example.com/token" },
+			"check DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET, and the DATACORE_OAUTH_* settings"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Defaults()
+			c.CredentialID = "id"
+			tt.set(c)
+			if got := c.UnauthorizedHint(); got != tt.want {
+				t.Errorf("UnauthorizedHint = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -21,13 +21,6 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/sink"
 )
 
-// apiURLs maps each DATACORE_ENV value to its access API base.
-var apiURLs = map[string]string{
-	"production": "https://token.connect.sportradar.com/v1",
-	"nonprod":    "https://token.stg.connect-nonprod.sportradar.dev/v1",
-	"sandpit":    "https://token.dev.connect-nonprod.sportradar.dev/v1",
-}
-
 // knownScopes are the read scopes documented by Datacore.
 var knownScopes = []string{
 	"read:stream_events",
@@ -51,10 +44,10 @@ var scopeRE = regexp.MustCompile(`^read:[a-z0-9_]+$`)
 func KnownScopes() []string { return slices.Clone(knownScopes) }
 
 // APIURLFor returns the access API base (including /v1) for a DATACORE_ENV
-// value, and false for an unknown one.
+// value, and false for an unknown one (the rule is access.BaseURLFor's).
 func APIURLFor(env string) (string, bool) {
-	u, ok := apiURLs[env]
-	return u, ok
+	u, err := access.BaseURLFor(env)
+	return u, err == nil
 }
 
 // Validate completes c and checks every rule, returning the first problem as a
@@ -104,7 +97,7 @@ func (c *Config) Level() slog.Level {
 
 func (c *Config) checkEnv() error {
 	c.Env = strings.ToLower(strings.TrimSpace(c.Env))
-	base, ok := apiURLs[c.Env]
+	base, ok := APIURLFor(c.Env)
 	if !ok {
 		return errorf("DATACORE_ENV", "must be production, nonprod or sandpit, got %q", c.Env)
 	}
@@ -121,26 +114,20 @@ func (c *Config) checkEnv() error {
 }
 
 func (c *Config) checkCredentials() error {
-	app := c.CredentialID != "" || c.CredentialSecret != "" || c.CredentialSecretFile != ""
-	user := c.UserIdentityToken != "" || c.ApplicationID != ""
-	switch {
-	case app && user:
-		return errorf("DATACORE_USER_IDENTITY_TOKEN", "cannot be combined with DATACORE_CREDENTIAL_ID: set application credentials or individual-user credentials, not both")
-	case !app && !user:
-		return errorf("DATACORE_CREDENTIAL_ID", "credentials are required: set DATACORE_CREDENTIAL_ID with DATACORE_CREDENTIAL_SECRET (or DATACORE_CREDENTIAL_SECRET_FILE), or DATACORE_USER_IDENTITY_TOKEN with DATACORE_APPLICATION_ID")
-	case user:
-		if c.UserIdentityToken == "" {
-			return errorf("DATACORE_USER_IDENTITY_TOKEN", "required with DATACORE_APPLICATION_ID")
-		}
-		if c.ApplicationID == "" {
-			return errorf("DATACORE_APPLICATION_ID", "required with DATACORE_USER_IDENTITY_TOKEN")
-		}
-		return nil
+	pending := c.CredentialSecretFile != "" && !c.secretFromFile
+	if pending && c.CredentialSecret != "" {
+		return errorf("DATACORE_CREDENTIAL_SECRET_FILE", "cannot be combined with DATACORE_CREDENTIAL_SECRET: set one of them")
 	}
-	if c.CredentialSecretFile != "" && !c.secretFromFile {
-		if c.CredentialSecret != "" {
-			return errorf("DATACORE_CREDENTIAL_SECRET_FILE", "cannot be combined with DATACORE_CREDENTIAL_SECRET: set one of them")
-		}
+	// The rule for credentials is access's; a secret file not read yet
+	// stands for the secret it holds.
+	creds := c.accessCredentials()
+	if pending {
+		creds.CredentialSecret = "(from file)"
+	}
+	if err := creds.Validate(); err != nil {
+		return credentialsError(err)
+	}
+	if pending {
 		b, err := readSecretFile(c.CredentialSecretFile)
 		if err != nil {
 			return &Error{Var: "DATACORE_CREDENTIAL_SECRET_FILE", Msg: "cannot read the credential secret", Err: err}
@@ -152,13 +139,61 @@ func (c *Config) checkCredentials() error {
 		c.CredentialSecret = secret
 		c.secretFromFile = true
 	}
-	if c.CredentialID == "" {
-		return errorf("DATACORE_CREDENTIAL_ID", "required with DATACORE_CREDENTIAL_SECRET")
-	}
-	if c.CredentialSecret == "" {
-		return errorf("DATACORE_CREDENTIAL_SECRET", "required with DATACORE_CREDENTIAL_ID (or set DATACORE_CREDENTIAL_SECRET_FILE)")
-	}
 	return nil
+}
+
+// accessCredentials returns the credentials as access takes them.
+func (c *Config) accessCredentials() access.Credentials {
+	return access.Credentials{
+		CredentialID:      c.CredentialID,
+		CredentialSecret:  c.CredentialSecret,
+		UserIdentityToken: c.UserIdentityToken,
+		ApplicationID:     c.ApplicationID,
+	}
+}
+
+// credentialVars names the variable of each access.Credentials field, with
+// what to say when it is the empty half of a pair.
+var credentialVars = map[string]struct{ name, missing string }{
+	"CredentialID":      {"DATACORE_CREDENTIAL_ID", "required with DATACORE_CREDENTIAL_SECRET"},
+	"CredentialSecret":  {"DATACORE_CREDENTIAL_SECRET", "required with DATACORE_CREDENTIAL_ID (or set DATACORE_CREDENTIAL_SECRET_FILE)"},
+	"UserIdentityToken": {"DATACORE_USER_IDENTITY_TOKEN", "required with DATACORE_APPLICATION_ID"},
+	"ApplicationID":     {"DATACORE_APPLICATION_ID", "required with DATACORE_USER_IDENTITY_TOKEN"},
+}
+
+// credentialsError turns an error of access.Credentials.Validate into a
+// *Error naming the variable.
+func credentialsError(err error) error {
+	var ce *access.CredentialsError
+	if !errors.As(err, &ce) {
+		return &Error{Var: "DATACORE_CREDENTIAL_ID", Msg: "unusable credentials", Err: err}
+	}
+	v, ok := credentialVars[ce.Field]
+	if !ok {
+		v.name = "DATACORE_CREDENTIAL_ID"
+	}
+	switch {
+	case errors.Is(err, access.ErrMixedCredentials):
+		return errorf("DATACORE_USER_IDENTITY_TOKEN", "cannot be combined with DATACORE_CREDENTIAL_ID: set application credentials or individual-user credentials, not both")
+	case errors.Is(err, access.ErrNoCredentials):
+		return errorf("DATACORE_CREDENTIAL_ID", "credentials are required: set DATACORE_CREDENTIAL_ID with DATACORE_CREDENTIAL_SECRET (or DATACORE_CREDENTIAL_SECRET_FILE), or DATACORE_USER_IDENTITY_TOKEN with DATACORE_APPLICATION_ID")
+	case errors.Is(err, access.ErrIncompleteCredentials) && v.missing != "":
+		return errorf(v.name, "%s", v.missing)
+	}
+	return &Error{Var: v.name, Msg: "unusable credentials", Err: err}
+}
+
+// UnauthorizedHint is what to check when the access API rejects the
+// credentials (access.Options.UnauthorizedHint): the variables in use.
+func (c *Config) UnauthorizedHint() string {
+	hint := "check DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET"
+	if c.UserIdentityToken != "" || c.ApplicationID != "" {
+		hint = "check DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID"
+	}
+	if c.OAuthTokenURL != "" {
+		hint += ", and the DATACORE_OAUTH_* settings"
+	}
+	return hint
 }
 
 // maxSecretFileSize is the largest credential secret file read; a secret is

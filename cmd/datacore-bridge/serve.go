@@ -268,6 +268,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		// One client for every stream: the pace is process-wide.
 		Rate:  rate.Limit(cfg.AccessRate),
 		Burst: cfg.AccessBurst,
+
+		UnauthorizedHint: cfg.UnauthorizedHint(),
 	})
 	if err != nil {
 		nc.Close()
