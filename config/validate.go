@@ -345,34 +345,15 @@ func (c *Config) checkNATS() error {
 	}
 	c.NATSURLs = urls
 
-	// At most one way to authenticate.
-	auth := []struct{ name, value string }{
-		{"DATACORE_NATS_CREDS", c.NATSCreds},
-		{"DATACORE_NATS_NKEY", c.NATSNKey},
-		{"DATACORE_NATS_TOKEN", c.NATSToken},
-		{"DATACORE_NATS_USER", c.NATSUser + c.NATSPassword},
+	// The rules for URLs, authentication and TLS live in sink: first those
+	// that need no file, then config's own file checks, then sink's.
+	o := sink.ConnectOptions{
+		URLs: strings.Join(c.NATSURLs, ","), CredsFile: c.NATSCreds, NKeyFile: c.NATSNKey,
+		Token: c.NATSToken, User: c.NATSUser, Password: c.NATSPassword,
+		TLSCA: c.NATSTLSCA, TLSCert: c.NATSTLSCert, TLSKey: c.NATSTLSKey,
 	}
-	first := ""
-	for _, a := range auth {
-		if a.value == "" {
-			continue
-		}
-		if first != "" {
-			return errorf(a.name, "cannot be combined with %s: choose one way to authenticate to NATS", first)
-		}
-		first = a.name
-	}
-	if c.NATSPassword != "" && c.NATSUser == "" {
-		return errorf("DATACORE_NATS_USER", "required with DATACORE_NATS_PASSWORD")
-	}
-	if c.NATSUser != "" && c.NATSPassword == "" {
-		return errorf("DATACORE_NATS_PASSWORD", "required with DATACORE_NATS_USER")
-	}
-	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		if c.NATSTLSCert == "" {
-			return errorf("DATACORE_NATS_TLS_CERT", "required with DATACORE_NATS_TLS_KEY")
-		}
-		return errorf("DATACORE_NATS_TLS_KEY", "required with DATACORE_NATS_TLS_CERT")
+	if err := natsOptionError(o.Validate()); err != nil {
+		return err
 	}
 	files := []struct{ name, path string }{
 		{"DATACORE_NATS_CREDS", c.NATSCreds},
@@ -389,24 +370,35 @@ func (c *Config) checkNATS() error {
 			return &Error{Var: f.name, Msg: "cannot read the file", Err: err}
 		}
 	}
-	// The rules for URLs and files live in sink; here each problem gets its variable.
-	o := sink.ConnectOptions{
-		URLs: strings.Join(c.NATSURLs, ","), CredsFile: c.NATSCreds, NKeyFile: c.NATSNKey,
-		TLSCA: c.NATSTLSCA, TLSCert: c.NATSTLSCert, TLSKey: c.NATSTLSKey,
+	return natsOptionError(o.CheckFiles())
+}
+
+// natsOptionError turns an error of sink.ConnectOptions' checks into a *Error
+// naming the variable of the field at fault.
+func natsOptionError(err error) error {
+	if err == nil {
+		return nil
 	}
-	for _, check := range []func() error{o.Validate, o.CheckFiles} {
-		var oe *sink.OptionError
-		if err := check(); errors.As(err, &oe) {
-			name, ok := natsOptionVars[oe.Option]
-			if !ok {
-				name = "DATACORE_NATS_URL"
-			}
-			return &Error{Var: name, Msg: strings.TrimPrefix(oe.Err.Error(), sink.ErrInvalidOptions.Error()+": ")}
-		} else if err != nil {
-			return &Error{Var: "DATACORE_NATS_URL", Msg: "unusable NATS options", Err: err}
-		}
+	var oe *sink.OptionError
+	if !errors.As(err, &oe) {
+		return &Error{Var: "DATACORE_NATS_URL", Msg: "unusable NATS options", Err: err}
 	}
-	return nil
+	name := natsVar(oe.Option)
+	switch {
+	case errors.Is(err, sink.ErrConflictingOptions):
+		return errorf(name, "cannot be combined with %s: choose one way to authenticate to NATS", natsVar(oe.Other))
+	case errors.Is(err, sink.ErrMissingOption):
+		return errorf(name, "required with %s", natsVar(oe.Other))
+	}
+	return &Error{Var: name, Msg: strings.TrimPrefix(oe.Err.Error(), sink.ErrInvalidOptions.Error()+": ")}
+}
+
+// natsVar names the variable of a sink.ConnectOptions field.
+func natsVar(option string) string {
+	if name, ok := natsOptionVars[option]; ok {
+		return name
+	}
+	return "DATACORE_NATS_URL"
 }
 
 // natsOptionVars names the variable of each sink.ConnectOptions field.
@@ -414,6 +406,9 @@ var natsOptionVars = map[string]string{
 	"URLs":      "DATACORE_NATS_URL",
 	"CredsFile": "DATACORE_NATS_CREDS",
 	"NKeyFile":  "DATACORE_NATS_NKEY",
+	"Token":     "DATACORE_NATS_TOKEN",
+	"User":      "DATACORE_NATS_USER",
+	"Password":  "DATACORE_NATS_PASSWORD",
 	"TLSCA":     "DATACORE_NATS_TLS_CA",
 	"TLSCert":   "DATACORE_NATS_TLS_CERT",
 	"TLSKey":    "DATACORE_NATS_TLS_KEY",
@@ -447,10 +442,8 @@ func checkReadableFile(path string) error {
 
 func (c *Config) checkSubjects() error {
 	c.SubjectPrefix = strings.TrimSpace(c.SubjectPrefix)
-	for tok := range strings.SplitSeq(c.SubjectPrefix, ".") {
-		if tok == "" || strings.ContainsAny(tok, "*>") || strings.IndexFunc(tok, isSpaceOrControl) >= 0 {
-			return errorf("DATACORE_SUBJECT_PREFIX", "must be dot-separated non-empty tokens without whitespace, '*' or '>', got %q", c.SubjectPrefix)
-		}
+	if err := sink.ValidatePrefix(c.SubjectPrefix); err != nil {
+		return errorf("DATACORE_SUBJECT_PREFIX", "must be dot-separated non-empty tokens without whitespace, '*' or '>', got %q", c.SubjectPrefix)
 	}
 	c.Stream = strings.TrimSpace(c.Stream)
 	if c.Stream == "" {
