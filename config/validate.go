@@ -18,6 +18,7 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/redact"
+	"github.com/datacore-bridge/datacore-bridge/mqttclient"
 	"github.com/datacore-bridge/datacore-bridge/sink"
 )
 
@@ -320,7 +321,7 @@ func cleanScopes(name string, scopes []string) ([]string, error) {
 }
 
 func (c *Config) checkQoS() error {
-	if c.QoS != 0 && c.QoS != 1 {
+	if mqttclient.CheckQoS(c.QoS) != nil {
 		return errorf("DATACORE_QOS", "must be 0 or 1, got %q", strconv.Itoa(c.QoS))
 	}
 	return nil

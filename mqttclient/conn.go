@@ -200,8 +200,8 @@ func (o *Options) check() (*url.URL, error) {
 		return nil, errors.New("mqttclient: options: url has no host")
 	case o.ClientID == "":
 		return nil, errors.New("mqttclient: options: client id is required")
-	case o.QoS > 1:
-		return nil, fmt.Errorf("mqttclient: options: qos %d: want 0 or 1", o.QoS)
+	case CheckQoS(int(o.QoS)) != nil:
+		return nil, fmt.Errorf("mqttclient: options: %w", CheckQoS(int(o.QoS)))
 	case o.Handler == nil:
 		return nil, errors.New("mqttclient: options: handler is required")
 	case o.KeepAlive < 0:

@@ -30,6 +30,8 @@ var (
 	// name: empty, holding an MQTT wildcard ('+' or '#') or NUL, or longer
 	// than MQTT allows.
 	ErrInvalidTopic = errors.New("mqttclient: invalid topic name")
+	// ErrInvalidQoS reports a QoS other than 0 or 1 (see CheckQoS).
+	ErrInvalidQoS = errors.New("mqttclient: invalid qos")
 )
 
 // HandshakeError is returned by Dial when the server answers the WebSocket
