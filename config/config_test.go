@@ -804,3 +804,28 @@ func TestUnauthorizedHint(t *testing.T) {
 		})
 	}
 }
+
+// TestNATSAuthHint checks the hint handed to sink for a refused NATS login:
+// it names the variables of the method in use.
+func TestNATSAuthHint(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"creds", func(c *Config) { c.NATSCreds = "/f" }, "DATACORE_NATS_CREDS"},
+		{"nkey", func(c *Config) { c.NATSNKey = "/f" }, "DATACORE_NATS_NKEY"},
+		{"token", func(c *Config) { c.NATSToken = "t" }, "check DATACORE_NATS_TOKEN against the server's authorization token"},
+		{"user", func(c *Config) { c.NATSUser, c.NATSPassword = "u", "p" }, "check DATACORE_NATS_USER and DATACORE_NATS_PASSWORD against the server's users"},
+		{"none", func(c *Config) {}, "none is configured: set DATACORE_NATS_USER/DATACORE_NATS_PASSWORD, DATACORE_NATS_TOKEN, DATACORE_NATS_CREDS or DATACORE_NATS_NKEY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Defaults()
+			tt.set(c)
+			if got := c.NATSAuthHint(); !strings.Contains(got, tt.want) {
+				t.Errorf("NATSAuthHint = %q, want it to contain %q", got, tt.want)
+			}
+		})
+	}
+}

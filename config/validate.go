@@ -184,6 +184,22 @@ func credentialsError(err error) error {
 	return &Error{Var: v.name, Msg: "unusable credentials", Err: err}
 }
 
+// NATSAuthHint is what to check when NATS refuses the credentials
+// (sink.ConnectOptions.AuthHint): the variables of the method in use.
+func (c *Config) NATSAuthHint() string {
+	switch {
+	case c.NATSCreds != "":
+		return "check the credentials file (DATACORE_NATS_CREDS): its user JWT must be signed by an account the server trusts and not be expired or revoked"
+	case c.NATSNKey != "":
+		return "check the nkey seed file (DATACORE_NATS_NKEY): its public key must be a user in the server's configuration"
+	case c.NATSToken != "":
+		return "check DATACORE_NATS_TOKEN against the server's authorization token"
+	case c.NATSUser != "":
+		return "check DATACORE_NATS_USER and DATACORE_NATS_PASSWORD against the server's users"
+	}
+	return "the server requires authentication and none is configured: set DATACORE_NATS_USER/DATACORE_NATS_PASSWORD, DATACORE_NATS_TOKEN, DATACORE_NATS_CREDS or DATACORE_NATS_NKEY"
+}
+
 // UnauthorizedHint is what to check when the access API rejects the
 // credentials (access.Options.UnauthorizedHint): the variables in use.
 func (c *Config) UnauthorizedHint() string {

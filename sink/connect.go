@@ -64,6 +64,10 @@ type ConnectOptions struct {
 	ReconnectBufSize int
 	// Logger receives connection state changes; nil discards them.
 	Logger *slog.Logger
+	// AuthHint, when set, is the hint logged when the server refuses the
+	// credentials (e.g. naming the settings that hold them); empty means a hint
+	// naming the authentication method in use in these options' terms.
+	AuthHint string
 }
 
 // Validate checks the options without touching the network or the files. An error
@@ -382,6 +386,8 @@ func IsAuthError(err error) bool {
 // authHint says what to check when the server refuses the credentials.
 func (o ConnectOptions) authHint() string {
 	switch {
+	case o.AuthHint != "":
+		return o.AuthHint
 	case o.CredsFile != "":
 		return "check the NATS credentials file: its user JWT must be signed by an account the server trusts and not be expired or revoked"
 	case o.NKeyFile != "":

@@ -89,3 +89,12 @@ func TestAuthHint(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthHintOverride checks that ConnectOptions.AuthHint replaces the
+// default hint.
+func TestAuthHintOverride(t *testing.T) {
+	o := ConnectOptions{Token: "t", AuthHint: "check SOME_TOKEN"}
+	if got := o.authHint(); got != "check SOME_TOKEN" {
+		t.Errorf("authHint = %q, want the one given", got)
+	}
+}
