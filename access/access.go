@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 // Kind is the kind of stream an access call is for.
@@ -56,22 +58,68 @@ func (c Credentials) user() bool {
 	return c.UserIdentityToken != "" || c.ApplicationID != ""
 }
 
-// validate checks that c holds exactly one complete kind of credentials.
-func (c Credentials) validate() error {
+// Errors of Credentials.Validate, wrapped in a *CredentialsError.
+var (
+	// ErrNoCredentials means no credential of either kind is set.
+	ErrNoCredentials = errors.New("no credentials: set a credential id and secret, or a user identity token and application id")
+	// ErrMixedCredentials means application and individual-user credentials
+	// are both (partly) set.
+	ErrMixedCredentials = errors.New("application credentials (credential id and secret) and individual-user credentials (user identity token and application id) are both set: set one kind")
+	// ErrIncompleteCredentials means one half of a pair is set without the
+	// other; CredentialsError.Field names the empty one.
+	ErrIncompleteCredentials = errors.New("incomplete credentials")
+)
+
+// CredentialsError says what is wrong with Credentials and, for an
+// incomplete pair, which field is empty, so that a caller can name its own
+// setting for it. Its text never holds a secret.
+type CredentialsError struct {
+	// Field is the Credentials field at fault: CredentialID,
+	// CredentialSecret, UserIdentityToken or ApplicationID; for
+	// ErrNoCredentials CredentialID, for ErrMixedCredentials
+	// UserIdentityToken.
+	Field string
+	// Err is ErrNoCredentials, ErrMixedCredentials or ErrIncompleteCredentials.
+	Err error
+}
+
+// fieldNames are the words for each Credentials field in errors.
+var fieldNames = map[string]string{
+	"CredentialID":      "credential id",
+	"CredentialSecret":  "credential secret",
+	"UserIdentityToken": "user identity token",
+	"ApplicationID":     "application id",
+}
+
+// Error returns "access: credentials: " and what is wrong, e.g.
+// "access: credentials: credential secret is empty".
+func (e *CredentialsError) Error() string {
+	if errors.Is(e.Err, ErrIncompleteCredentials) {
+		return "access: credentials: " + fieldNames[e.Field] + " is empty"
+	}
+	return "access: credentials: " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// Validate checks that c holds exactly one complete kind of credentials. Its
+// error is a *CredentialsError.
+func (c Credentials) Validate() error {
 	app := c.CredentialID != "" || c.CredentialSecret != ""
 	switch {
 	case app && c.user():
-		return errors.New("access: credentials: set either DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET, or DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID, not both")
+		return &CredentialsError{Field: "UserIdentityToken", Err: ErrMixedCredentials}
 	case app && c.CredentialID == "":
-		return errors.New("access: credentials: DATACORE_CREDENTIAL_ID is empty")
+		return &CredentialsError{Field: "CredentialID", Err: ErrIncompleteCredentials}
 	case app && c.CredentialSecret == "":
-		return errors.New("access: credentials: DATACORE_CREDENTIAL_SECRET is empty")
+		return &CredentialsError{Field: "CredentialSecret", Err: ErrIncompleteCredentials}
 	case c.user() && c.UserIdentityToken == "":
-		return errors.New("access: credentials: DATACORE_USER_IDENTITY_TOKEN is empty")
+		return &CredentialsError{Field: "UserIdentityToken", Err: ErrIncompleteCredentials}
 	case c.user() && c.ApplicationID == "":
-		return errors.New("access: credentials: DATACORE_APPLICATION_ID is empty")
+		return &CredentialsError{Field: "ApplicationID", Err: ErrIncompleteCredentials}
 	case !app && !c.user():
-		return errors.New("access: credentials: set DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET, or DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID")
+		return &CredentialsError{Field: "CredentialID", Err: ErrNoCredentials}
 	}
 	return nil
 }
@@ -157,6 +205,10 @@ type Options struct {
 	Rate rate.Limit
 	// Burst is the token bucket's size; with Rate set, at least 1 (default 1).
 	Burst int
+	// UnauthorizedHint is what the error of a call whose credentials are
+	// rejected (401) says to check, e.g. the settings that hold them; empty
+	// means a hint naming the Credentials fields in use.
+	UnauthorizedHint string
 }
 
 // Client calls the Datacore access API. It is safe for concurrent use.
@@ -174,9 +226,9 @@ type Client struct {
 func New(opts Options) (*Client, error) {
 	base, err := CheckBaseURL(opts.BaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("access: base URL %w: check DATACORE_API_URL", err)
+		return nil, fmt.Errorf("access: base URL %w", err)
 	}
-	if err := opts.Credentials.validate(); err != nil {
+	if err := opts.Credentials.Validate(); err != nil {
 		return nil, err
 	}
 	hc := opts.HTTPClient
@@ -188,12 +240,15 @@ func New(opts Options) (*Client, error) {
 			},
 		}
 	}
-	unauth := "check DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET"
-	if opts.Credentials.user() {
-		unauth = "check DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID"
-	}
-	if opts.Token != nil {
-		unauth += ", and the DATACORE_OAUTH_* settings"
+	unauth := opts.UnauthorizedHint
+	if unauth == "" {
+		unauth = "check the credential id and secret"
+		if opts.Credentials.user() {
+			unauth = "check the user identity token and application id"
+		}
+		if opts.Token != nil {
+			unauth += ", and the OAuth2 client settings"
+		}
 	}
 	var pace *rate.Limiter
 	switch {
@@ -261,7 +316,7 @@ func BaseURLFor(env string) (string, error) {
 	case "sandpit":
 		return SandpitBaseURL, nil
 	}
-	return "", fmt.Errorf("access: unknown environment %q: DATACORE_ENV must be production, nonprod or sandpit", env)
+	return "", fmt.Errorf("access: unknown environment %q: want production, nonprod or sandpit", env)
 }
 
 // credentialFields are the credentials as sent in request bodies; only one
@@ -370,7 +425,7 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 		}
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
-			r = append(r, tok)
+			r.secrets = r.secrets.Merge(redact.NewSecrets(tok))
 		}
 	}
 
@@ -432,7 +487,7 @@ func (c *Client) newError(status int, sentinel error, kind Kind, msg string, cau
 
 // redactor returns a redactor for the request body and the client's secrets.
 func (c *Client) redactor(payload string) redactor {
-	return redactor{payload, c.creds.CredentialSecret, c.creds.UserIdentityToken}
+	return newRedactor(payload, c.creds.CredentialSecret, c.creds.UserIdentityToken)
 }
 
 // readLimited reads at most maxBodySize bytes of body.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,7 +137,7 @@ func TestBaseURLFor(t *testing.T) {
 				if err == nil {
 					t.Fatalf("BaseURLFor(%q) = %q, want error", tt.env, got)
 				}
-				for _, s := range []string{"production", "nonprod", "sandpit", "DATACORE_ENV"} {
+				for _, s := range []string{"production", "nonprod", "sandpit", "unknown environment " + strconv.Quote(tt.env)} {
 					if !strings.Contains(err.Error(), s) {
 						t.Errorf("error %q does not name %q", err, s)
 					}
@@ -158,20 +159,20 @@ func TestNew(t *testing.T) {
 	}{
 		{name: "app credentials", opts: Options{BaseURL: "https://h/v1", Credentials: appCreds()}},
 		{name: "user credentials", opts: Options{BaseURL: "http://127.0.0.1:1/v1/", Credentials: userCreds()}},
-		{name: "empty base", opts: Options{Credentials: appCreds()}, wantErr: "DATACORE_API_URL"},
-		{name: "ftp base", opts: Options{BaseURL: "ftp://h/v1", Credentials: appCreds()}, wantErr: "DATACORE_API_URL"},
-		{name: "ftp base with password", opts: Options{BaseURL: "ftp://u:s3cr3t@h/v1", Credentials: appCreds()}, wantErr: "DATACORE_API_URL"},
-		{name: "no host", opts: Options{BaseURL: "https:///v1", Credentials: appCreds()}, wantErr: "DATACORE_API_URL"},
-		{name: "user info", opts: Options{BaseURL: "https://u:" + testSecret + "@h/v1", Credentials: appCreds()}, wantErr: "DATACORE_API_URL"},
-		{name: "query", opts: Options{BaseURL: "https://h/v1?a=b", Credentials: appCreds()}, wantErr: "DATACORE_API_URL"},
-		{name: "no credentials", opts: Options{BaseURL: "https://h/v1"}, wantErr: "DATACORE_CREDENTIAL_ID"},
-		{name: "missing secret", opts: Options{BaseURL: "https://h/v1", Credentials: Credentials{CredentialID: "x"}}, wantErr: "DATACORE_CREDENTIAL_SECRET"},
-		{name: "missing id", opts: Options{BaseURL: "https://h/v1", Credentials: Credentials{CredentialSecret: testSecret}}, wantErr: "DATACORE_CREDENTIAL_ID"},
-		{name: "missing application id", opts: Options{BaseURL: "https://h/v1", Credentials: Credentials{UserIdentityToken: testIdentityToken}}, wantErr: "DATACORE_APPLICATION_ID"},
-		{name: "missing identity token", opts: Options{BaseURL: "https://h/v1", Credentials: Credentials{ApplicationID: "a"}}, wantErr: "DATACORE_USER_IDENTITY_TOKEN"},
+		{name: "empty base", opts: Options{Credentials: appCreds()}, wantErr: "access: base URL must be an absolute http or https URL with a host"},
+		{name: "ftp base", opts: Options{BaseURL: "ftp://h/v1", Credentials: appCreds()}, wantErr: "access: base URL must be an absolute http or https URL with a host"},
+		{name: "ftp base with password", opts: Options{BaseURL: "ftp://u:s3cr3t@h/v1", Credentials: appCreds()}, wantErr: "access: base URL must be an absolute http or https URL with a host"},
+		{name: "no host", opts: Options{BaseURL: "https:///v1", Credentials: appCreds()}, wantErr: "access: base URL must be an absolute http or https URL with a host"},
+		{name: "user info", opts: Options{BaseURL: "https://u:" + testSecret + "@h/v1", Credentials: appCreds()}, wantErr: "access: base URL must "},
+		{name: "query", opts: Options{BaseURL: "https://h/v1?a=b", Credentials: appCreds()}, wantErr: "access: base URL must not have a query or fragment"},
+		{name: "no credentials", opts: Options{BaseURL: "https://h/v1"}, wantErr: "access: credentials: no credentials"},
+		{name: "missing secret", opts: Options{BaseURL: "https://h/v1", Credentials: Credentials{CredentialID: "x"}}, wantErr: "access: credentials: credential secret is empty"},
+		{name: "missing id", opts: Options{BaseURL: "https://h/v1", Credentials: Credentials{CredentialSecret: testSecret}}, wantErr: "access: credentials: credential id is empty"},
+		{name: "missing application id", opts: Options{BaseURL: "https://h/v1", Credentials: Credentials{UserIdentityToken: testIdentityToken}}, wantErr: "access: credentials: application id is empty"},
+		{name: "missing identity token", opts: Options{BaseURL: "https://h/v1", Credentials: Credentials{ApplicationID: "a"}}, wantErr: "access: credentials: user identity token is empty"},
 		{name: "both kinds", opts: Options{BaseURL: "https://h/v1", Credentials: Credentials{
 			CredentialID: testCredID, CredentialSecret: testSecret, UserIdentityToken: testIdentityToken, ApplicationID: testAppID,
-		}}, wantErr: "not both"},
+		}}, wantErr: "are both set: set one kind"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -460,28 +461,28 @@ func TestErrorSaysWhatToDo(t *testing.T) {
 		{
 			name: "401 application credentials", creds: appCreds(), req: fixtureReq(),
 			resp: jsonWriter(401, `{"message":"Invalid credentials"}`, nil),
-			want: "access: credentials rejected (401): Invalid credentials: check DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET",
+			want: "access: credentials rejected (401): Invalid credentials: check the credential id and secret",
 		},
 		{
 			name: "401 user credentials with oauth", creds: userCreds(), req: fixtureReq(),
 			token: func(context.Context) (string, error) { return "bearer-1", nil },
 			resp:  jsonWriter(401, "", nil),
-			want:  "access: credentials rejected (401): Unauthorized: check DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID, and the DATACORE_OAUTH_* settings",
+			want:  "access: credentials rejected (401): Unauthorized: check the user identity token and application id, and the OAuth2 client settings",
 		},
 		{
 			name: "403 fixture", creds: appCreds(), req: fixtureReq(),
 			resp: jsonWriter(403, `{"message":"scope not granted"}`, nil),
-			want: "access: forbidden (403): scope not granted: scope not granted or not entitled to this fixture: remove the scope from DATACORE_FIXTURE_SCOPES or ask for it to be granted",
+			want: "access: forbidden (403): scope not granted: scope not granted or not entitled to this fixture: remove the scope from the fixture scopes asked for, or ask for it to be granted",
 		},
 		{
 			name: "403 venue", creds: appCreds(), req: Request{Kind: Venue, ID: "V1", Sport: "basketball", Scopes: []string{"read:stream_scoreboard"}},
 			resp: jsonWriter(403, "", nil),
-			want: "access: forbidden (403): Forbidden: scope not granted or not entitled to this venue: remove the scope from DATACORE_VENUE_SCOPES or ask for it to be granted",
+			want: "access: forbidden (403): Forbidden: scope not granted or not entitled to this venue: remove the scope from the venue scopes asked for, or ask for it to be granted",
 		},
 		{
 			name: "404 fixture", creds: appCreds(), req: fixtureReq(),
 			resp: jsonWriter(404, `{"message":"fixture not found"}`, nil),
-			want: "access: not found (404): fixture not found: check the fixture id and DATACORE_ENV or DATACORE_API_URL",
+			want: "access: not found (404): fixture not found: check the fixture id and the access API URL (its environment)",
 		},
 		{
 			name: "429", creds: appCreds(), req: fixtureReq(),

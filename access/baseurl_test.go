@@ -47,8 +47,8 @@ func TestCheckBaseURL(t *testing.T) {
 				t.Errorf("error %q contains the secret", err)
 			}
 			_, nerr := New(Options{BaseURL: tt.in, Credentials: appCreds()})
-			if nerr == nil || !strings.Contains(nerr.Error(), tt.wantErr) || !strings.Contains(nerr.Error(), "DATACORE_API_URL") {
-				t.Errorf("New: %v; want the same rule, naming DATACORE_API_URL", nerr)
+			if nerr == nil || !strings.Contains(nerr.Error(), tt.wantErr) || !strings.HasPrefix(nerr.Error(), "access: base URL ") {
+				t.Errorf("New: %v; want the same rule, naming the base URL", nerr)
 			}
 		})
 	}

@@ -1,15 +1,14 @@
 package access
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 // Sentinel errors wrapped by *Error; check them with errors.Is.
@@ -174,36 +173,36 @@ func describe(sentinel error) string {
 // hintFor says what to do about a sentinel for a stream kind ("" for a
 // specific-topics call); unauth is what to check when credentials are rejected.
 func hintFor(sentinel error, kind Kind, unauth string) string {
-	what, scopesVar := "stream", "the requested scopes"
+	what, scopes := "stream", "the requested scopes"
 	switch kind {
 	case Fixture:
-		what, scopesVar = "fixture", "DATACORE_FIXTURE_SCOPES"
+		what, scopes = "fixture", "the fixture scopes asked for"
 	case Venue:
-		what, scopesVar = "venue", "DATACORE_VENUE_SCOPES"
+		what, scopes = "venue", "the venue scopes asked for"
 	}
 	switch sentinel {
 	case ErrUnauthorized:
 		return unauth
 	case ErrForbidden:
-		return "scope not granted or not entitled to this " + what + ": remove the scope from " + scopesVar + " or ask for it to be granted"
+		return "scope not granted or not entitled to this " + what + ": remove the scope from " + scopes + ", or ask for it to be granted"
 	case ErrNotFound:
 		if kind == "" {
-			return "check the topics and DATACORE_ENV or DATACORE_API_URL"
+			return "check the topics and the access API URL (its environment)"
 		}
-		return "check the " + what + " id and DATACORE_ENV or DATACORE_API_URL"
+		return "check the " + what + " id and the access API URL (its environment)"
 	case ErrBadRequest:
 		if kind == "" {
 			return "check the topics and scopes"
 		}
-		return "check the " + what + " id, DATACORE_SPORT and " + scopesVar
+		return "check the " + what + " id, the sport and " + scopes
 	case ErrRateLimited:
 		return "retryable: slow down"
 	case ErrUnavailable:
 		return "retryable"
 	case ErrMalformed:
-		return "retryable; if it persists check that DATACORE_API_URL is the access API"
+		return "retryable; if it persists check that the base URL is the access API's"
 	case ErrTransport:
-		return "retryable; check network access to DATACORE_API_URL"
+		return "retryable; check network access to the access API"
 	}
 	return ""
 }
@@ -251,33 +250,18 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	return min(max(t.Sub(now), 0), maxRetryAfter), true
 }
 
-// amzParam matches a signed URL's X-Amz-* query parameter and its value.
-var amzParam = regexp.MustCompile(`(?i)(X-Amz-[A-Za-z-]+=)[^&\s"']*`)
-
 // redactor removes secret values from text taken from elsewhere (a server's
-// message, an underlying error). Empty values are ignored.
-type redactor []string
+// message, an underlying error): every occurrence of a secret, raw, JSON-,
+// query- or path-escaped, and the value of every X-Amz-* query parameter.
+type redactor struct{ secrets redact.Secrets }
 
-// redact replaces every occurrence of a secret, raw, JSON-, query- or
-// path-escaped, and the
-// value of every X-Amz-* query parameter with "[REDACTED]".
+// newRedactor returns a redactor for the values; empty ones are ignored.
+func newRedactor(values ...string) redactor {
+	return redactor{secrets: redact.NewSecrets(values...)}
+}
+
+// redact returns s with every secret and signed query value replaced with
+// "[REDACTED]".
 func (r redactor) redact(s string) string {
-	for _, v := range r {
-		if v == "" {
-			continue
-		}
-		s = strings.ReplaceAll(s, v, "[REDACTED]")
-		if q := url.QueryEscape(v); q != v {
-			s = strings.ReplaceAll(s, q, "[REDACTED]")
-		}
-		if p := url.PathEscape(v); p != v {
-			s = strings.ReplaceAll(s, p, "[REDACTED]")
-		}
-		if j, err := json.Marshal(v); err == nil {
-			if j := string(j[1 : len(j)-1]); j != v {
-				s = strings.ReplaceAll(s, j, "[REDACTED]")
-			}
-		}
-	}
-	return amzParam.ReplaceAllString(s, "${1}[REDACTED]")
+	return redact.SignedQuery(r.secrets.String(s))
 }

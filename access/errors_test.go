@@ -133,7 +133,7 @@ func TestNoSecretsInErrors(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	r := redactor{testSecret, "", testIdentityToken}
+	r := newRedactor(testSecret, "", testIdentityToken)
 	jsonSecret, _ := json.Marshal(testSecret)
 	in := strings.Join([]string{
 		testSecret, string(jsonSecret), "q=" + url.QueryEscape(testSecret), "p=" + url.PathEscape(testSecret), testIdentityToken, echoedSignedURL,
@@ -147,7 +147,7 @@ func TestRedact(t *testing.T) {
 	if !strings.Contains(got, "h.example") || !strings.Contains(got, "X-Amz-Signature=[REDACTED]") {
 		t.Errorf("redact removed too much: %q", got)
 	}
-	if got := (redactor{""}).redact("plain text"); got != "plain text" {
+	if got := newRedactor("").redact("plain text"); got != "plain text" {
 		t.Errorf("empty secret changed the text: %q", got)
 	}
 }

@@ -16,10 +16,10 @@ import (
 const tokenEarlyExpiry = 10 * time.Second
 
 // oauthUnauth is what to check when the token endpoint rejects the client.
-const oauthUnauth = "check DATACORE_OAUTH_CLIENT_ID, DATACORE_OAUTH_CLIENT_SECRET and DATACORE_OAUTH_AUDIENCE"
+const oauthUnauth = "check the OAuth2 client id, client secret and audience"
 
 // tokenNetHint is what to do when the token endpoint cannot be reached.
-const tokenNetHint = "retryable; check network access to DATACORE_OAUTH_TOKEN_URL"
+const tokenNetHint = "retryable; check network access to the OAuth2 token URL"
 
 // OAuth2Token returns a bearer-token function for Options.Token that gets
 // tokens with the OAuth2 client-credentials flow from tokenURL, sending
@@ -38,7 +38,7 @@ func OAuth2Token(ctx context.Context, tokenURL, clientID, clientSecret, audience
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Timeout: defaultHTTPTimeout})
 	}
 	src := oauth2.ReuseTokenSourceWithExpiry(nil, cfg.TokenSource(ctx), tokenEarlyExpiry)
-	red := redactor{clientSecret}
+	red := newRedactor(clientSecret)
 
 	type result struct {
 		tok *oauth2.Token
@@ -91,7 +91,7 @@ func tokenError(err error, red redactor) *Error {
 		e.Err = ErrUnauthorized
 		e.hint = oauthUnauth
 	case e.Err == ErrBadRequest || e.Err == ErrNotFound:
-		e.hint = "check DATACORE_OAUTH_TOKEN_URL and DATACORE_OAUTH_AUDIENCE"
+		e.hint = "check the OAuth2 token URL and audience"
 	default:
 		e.hint = hintFor(e.Err, "", "")
 	}

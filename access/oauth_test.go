@@ -143,7 +143,7 @@ func TestOAuth2TokenErrors(t *testing.T) {
 			handler:  nil, // the token server rejects it, echoing it back
 			secret:   "client-secret-wrong",
 			want:     ErrUnauthorized,
-			wantHint: "DATACORE_OAUTH_CLIENT_SECRET",
+			wantHint: "check the OAuth2 client id, client secret and audience",
 		},
 		{
 			name: "unavailable",
@@ -167,7 +167,7 @@ func TestOAuth2TokenErrors(t *testing.T) {
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = w.Write([]byte("{" + oauthClientSecret))
 			},
-			secret: oauthClientSecret, want: ErrTransport, wantHint: "DATACORE_OAUTH_TOKEN_URL",
+			secret: oauthClientSecret, want: ErrTransport, wantHint: "check network access to the OAuth2 token URL",
 		},
 	}
 	for _, tt := range tests {

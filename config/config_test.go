@@ -779,21 +779,52 @@ func TestRedacted(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
+// TestUnauthorizedHint checks the hint handed to access for a 401: it names
+// the variables of the credentials in use.
+func TestUnauthorizedHint(t *testing.T) {
 	tests := []struct {
-		name, in, want string
+		name string
+		set  func(*Config)
+		want string
 	}{
-		{"no userinfo", "https://example.com/v1", "https://example.com/v1"},
-		{"at sign in path", "https://example.com/a@b", "https://example.com/a@b"},
-		{"user and password", "nats://u:p@h:4222", "nats://[set]@h:4222"},
-		{"token", "nats://tok@h:4222", "nats://[set]@h:4222"},
-		{"unparsable", "nats://u:p@[::1", "nats://[set]@[::1"},
-		{"empty", "", ""},
+		{"application", func(c *Config) {}, "check DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET"},
+		{"individual user", func(c *Config) { c.CredentialID, c.UserIdentityToken = "", "uit" },
+			"check DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID"},
+		{"with oauth", func(c *Config) { c.OAuthTokenURL = "https://auth.example.com/token" },
+			"check DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET, and the DATACORE_OAUTH_* settings"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := redactURL(tt.in); got != tt.want {
-				t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
+			c := Defaults()
+			c.CredentialID = "id"
+			tt.set(c)
+			if got := c.UnauthorizedHint(); got != tt.want {
+				t.Errorf("UnauthorizedHint = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestNATSAuthHint checks the hint handed to sink for a refused NATS login:
+// it names the variables of the method in use.
+func TestNATSAuthHint(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"creds", func(c *Config) { c.NATSCreds = "/f" }, "DATACORE_NATS_CREDS"},
+		{"nkey", func(c *Config) { c.NATSNKey = "/f" }, "DATACORE_NATS_NKEY"},
+		{"token", func(c *Config) { c.NATSToken = "t" }, "check DATACORE_NATS_TOKEN against the server's authorization token"},
+		{"user", func(c *Config) { c.NATSUser, c.NATSPassword = "u", "p" }, "check DATACORE_NATS_USER and DATACORE_NATS_PASSWORD against the server's users"},
+		{"none", func(c *Config) {}, "none is configured: set DATACORE_NATS_USER/DATACORE_NATS_PASSWORD, DATACORE_NATS_TOKEN, DATACORE_NATS_CREDS or DATACORE_NATS_NKEY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Defaults()
+			tt.set(c)
+			if got := c.NATSAuthHint(); !strings.Contains(got, tt.want) {
+				t.Errorf("NATSAuthHint = %q, want it to contain %q", got, tt.want)
 			}
 		})
 	}

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/datacore-bridge/datacore-bridge/sink"
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 // redactedMark replaces a secret that is set (the same mark as in redacted URLs).
-const redactedMark = sink.RedactedMark
+const redactedMark = redact.URLMark
 
 // Redacted returns a copy of c that is safe to log: every secret that is set is
 // replaced by "[set]", and user information in URLs (which may hold a NATS
@@ -27,11 +27,11 @@ func (c Config) Redacted() Config {
 			}
 		}
 	}
-	r.APIURL = redactURL(r.APIURL)
-	r.OAuthTokenURL = redactURL(r.OAuthTokenURL)
+	r.APIURL = redact.URL(r.APIURL)
+	r.OAuthTokenURL = redact.URL(r.OAuthTokenURL)
 	r.NATSURLs = make([]string, len(c.NATSURLs))
 	for i, u := range c.NATSURLs {
-		r.NATSURLs[i] = redactURL(u)
+		r.NATSURLs[i] = redact.URL(u)
 	}
 	return r
 }
@@ -68,7 +68,3 @@ func (c Config) String() string {
 	}
 	return b.String()
 }
-
-// redactURL replaces the user information of a URL, if any, by "[set]" (see
-// sink.RedactURL: one rule for every URL that is logged).
-func redactURL(s string) string { return sink.RedactURL(s) }

@@ -17,15 +17,10 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
+	"github.com/datacore-bridge/datacore-bridge/mqttclient"
 	"github.com/datacore-bridge/datacore-bridge/sink"
 )
-
-// apiURLs maps each DATACORE_ENV value to its access API base.
-var apiURLs = map[string]string{
-	"production": "https://token.connect.sportradar.com/v1",
-	"nonprod":    "https://token.stg.connect-nonprod.sportradar.dev/v1",
-	"sandpit":    "https://token.dev.connect-nonprod.sportradar.dev/v1",
-}
 
 // knownScopes are the read scopes documented by Datacore.
 var knownScopes = []string{
@@ -50,10 +45,10 @@ var scopeRE = regexp.MustCompile(`^read:[a-z0-9_]+$`)
 func KnownScopes() []string { return slices.Clone(knownScopes) }
 
 // APIURLFor returns the access API base (including /v1) for a DATACORE_ENV
-// value, and false for an unknown one.
+// value, and false for an unknown one (the rule is access.BaseURLFor's).
 func APIURLFor(env string) (string, bool) {
-	u, ok := apiURLs[env]
-	return u, ok
+	u, err := access.BaseURLFor(env)
+	return u, err == nil
 }
 
 // Validate completes c and checks every rule, returning the first problem as a
@@ -103,7 +98,7 @@ func (c *Config) Level() slog.Level {
 
 func (c *Config) checkEnv() error {
 	c.Env = strings.ToLower(strings.TrimSpace(c.Env))
-	base, ok := apiURLs[c.Env]
+	base, ok := APIURLFor(c.Env)
 	if !ok {
 		return errorf("DATACORE_ENV", "must be production, nonprod or sandpit, got %q", c.Env)
 	}
@@ -113,33 +108,27 @@ func (c *Config) checkEnv() error {
 	}
 	base, err := access.CheckBaseURL(strings.TrimSpace(c.APIURL))
 	if err != nil {
-		return errorf("DATACORE_API_URL", "%v, got %q", err, redactURL(c.APIURL))
+		return errorf("DATACORE_API_URL", "%v, got %q", err, redact.URL(c.APIURL))
 	}
 	c.APIURL = base
 	return nil
 }
 
 func (c *Config) checkCredentials() error {
-	app := c.CredentialID != "" || c.CredentialSecret != "" || c.CredentialSecretFile != ""
-	user := c.UserIdentityToken != "" || c.ApplicationID != ""
-	switch {
-	case app && user:
-		return errorf("DATACORE_USER_IDENTITY_TOKEN", "cannot be combined with DATACORE_CREDENTIAL_ID: set application credentials or individual-user credentials, not both")
-	case !app && !user:
-		return errorf("DATACORE_CREDENTIAL_ID", "credentials are required: set DATACORE_CREDENTIAL_ID with DATACORE_CREDENTIAL_SECRET (or DATACORE_CREDENTIAL_SECRET_FILE), or DATACORE_USER_IDENTITY_TOKEN with DATACORE_APPLICATION_ID")
-	case user:
-		if c.UserIdentityToken == "" {
-			return errorf("DATACORE_USER_IDENTITY_TOKEN", "required with DATACORE_APPLICATION_ID")
-		}
-		if c.ApplicationID == "" {
-			return errorf("DATACORE_APPLICATION_ID", "required with DATACORE_USER_IDENTITY_TOKEN")
-		}
-		return nil
+	pending := c.CredentialSecretFile != "" && !c.secretFromFile
+	if pending && c.CredentialSecret != "" {
+		return errorf("DATACORE_CREDENTIAL_SECRET_FILE", "cannot be combined with DATACORE_CREDENTIAL_SECRET: set one of them")
 	}
-	if c.CredentialSecretFile != "" && !c.secretFromFile {
-		if c.CredentialSecret != "" {
-			return errorf("DATACORE_CREDENTIAL_SECRET_FILE", "cannot be combined with DATACORE_CREDENTIAL_SECRET: set one of them")
-		}
+	// The rule for credentials is access's; a secret file not read yet
+	// stands for the secret it holds.
+	creds := c.accessCredentials()
+	if pending {
+		creds.CredentialSecret = "(from file)"
+	}
+	if err := creds.Validate(); err != nil {
+		return credentialsError(err)
+	}
+	if pending {
 		b, err := readSecretFile(c.CredentialSecretFile)
 		if err != nil {
 			return &Error{Var: "DATACORE_CREDENTIAL_SECRET_FILE", Msg: "cannot read the credential secret", Err: err}
@@ -151,13 +140,77 @@ func (c *Config) checkCredentials() error {
 		c.CredentialSecret = secret
 		c.secretFromFile = true
 	}
-	if c.CredentialID == "" {
-		return errorf("DATACORE_CREDENTIAL_ID", "required with DATACORE_CREDENTIAL_SECRET")
-	}
-	if c.CredentialSecret == "" {
-		return errorf("DATACORE_CREDENTIAL_SECRET", "required with DATACORE_CREDENTIAL_ID (or set DATACORE_CREDENTIAL_SECRET_FILE)")
-	}
 	return nil
+}
+
+// accessCredentials returns the credentials as access takes them.
+func (c *Config) accessCredentials() access.Credentials {
+	return access.Credentials{
+		CredentialID:      c.CredentialID,
+		CredentialSecret:  c.CredentialSecret,
+		UserIdentityToken: c.UserIdentityToken,
+		ApplicationID:     c.ApplicationID,
+	}
+}
+
+// credentialVars names the variable of each access.Credentials field, with
+// what to say when it is the empty half of a pair.
+var credentialVars = map[string]struct{ name, missing string }{
+	"CredentialID":      {"DATACORE_CREDENTIAL_ID", "required with DATACORE_CREDENTIAL_SECRET"},
+	"CredentialSecret":  {"DATACORE_CREDENTIAL_SECRET", "required with DATACORE_CREDENTIAL_ID (or set DATACORE_CREDENTIAL_SECRET_FILE)"},
+	"UserIdentityToken": {"DATACORE_USER_IDENTITY_TOKEN", "required with DATACORE_APPLICATION_ID"},
+	"ApplicationID":     {"DATACORE_APPLICATION_ID", "required with DATACORE_USER_IDENTITY_TOKEN"},
+}
+
+// credentialsError turns an error of access.Credentials.Validate into a
+// *Error naming the variable.
+func credentialsError(err error) error {
+	var ce *access.CredentialsError
+	if !errors.As(err, &ce) {
+		return &Error{Var: "DATACORE_CREDENTIAL_ID", Msg: "unusable credentials", Err: err}
+	}
+	v, ok := credentialVars[ce.Field]
+	if !ok {
+		v.name = "DATACORE_CREDENTIAL_ID"
+	}
+	switch {
+	case errors.Is(err, access.ErrMixedCredentials):
+		return errorf("DATACORE_USER_IDENTITY_TOKEN", "cannot be combined with DATACORE_CREDENTIAL_ID: set application credentials or individual-user credentials, not both")
+	case errors.Is(err, access.ErrNoCredentials):
+		return errorf("DATACORE_CREDENTIAL_ID", "credentials are required: set DATACORE_CREDENTIAL_ID with DATACORE_CREDENTIAL_SECRET (or DATACORE_CREDENTIAL_SECRET_FILE), or DATACORE_USER_IDENTITY_TOKEN with DATACORE_APPLICATION_ID")
+	case errors.Is(err, access.ErrIncompleteCredentials) && v.missing != "":
+		return errorf(v.name, "%s", v.missing)
+	}
+	return &Error{Var: v.name, Msg: "unusable credentials", Err: err}
+}
+
+// NATSAuthHint is what to check when NATS refuses the credentials
+// (sink.ConnectOptions.AuthHint): the variables of the method in use.
+func (c *Config) NATSAuthHint() string {
+	switch {
+	case c.NATSCreds != "":
+		return "check the credentials file (DATACORE_NATS_CREDS): its user JWT must be signed by an account the server trusts and not be expired or revoked"
+	case c.NATSNKey != "":
+		return "check the nkey seed file (DATACORE_NATS_NKEY): its public key must be a user in the server's configuration"
+	case c.NATSToken != "":
+		return "check DATACORE_NATS_TOKEN against the server's authorization token"
+	case c.NATSUser != "":
+		return "check DATACORE_NATS_USER and DATACORE_NATS_PASSWORD against the server's users"
+	}
+	return "the server requires authentication and none is configured: set DATACORE_NATS_USER/DATACORE_NATS_PASSWORD, DATACORE_NATS_TOKEN, DATACORE_NATS_CREDS or DATACORE_NATS_NKEY"
+}
+
+// UnauthorizedHint is what to check when the access API rejects the
+// credentials (access.Options.UnauthorizedHint): the variables in use.
+func (c *Config) UnauthorizedHint() string {
+	hint := "check DATACORE_CREDENTIAL_ID and DATACORE_CREDENTIAL_SECRET"
+	if c.UserIdentityToken != "" || c.ApplicationID != "" {
+		hint = "check DATACORE_USER_IDENTITY_TOKEN and DATACORE_APPLICATION_ID"
+	}
+	if c.OAuthTokenURL != "" {
+		hint += ", and the DATACORE_OAUTH_* settings"
+	}
+	return hint
 }
 
 // maxSecretFileSize is the largest credential secret file read; a secret is
@@ -284,7 +337,7 @@ func cleanScopes(name string, scopes []string) ([]string, error) {
 }
 
 func (c *Config) checkQoS() error {
-	if c.QoS != 0 && c.QoS != 1 {
+	if mqttclient.CheckQoS(c.QoS) != nil {
 		return errorf("DATACORE_QOS", "must be 0 or 1, got %q", strconv.Itoa(c.QoS))
 	}
 	return nil
@@ -298,7 +351,7 @@ func (c *Config) checkNATS() error {
 			return errorf("DATACORE_NATS_URL", "empty URL at position %d (look for a stray comma)", i+1)
 		}
 		if strings.IndexFunc(u, isSpaceOrControl) >= 0 {
-			return errorf("DATACORE_NATS_URL", "URL %q contains whitespace", redactURL(u))
+			return errorf("DATACORE_NATS_URL", "URL %q contains whitespace", redact.URL(u))
 		}
 		if !slices.Contains(urls, u) {
 			urls = append(urls, u)
@@ -309,34 +362,15 @@ func (c *Config) checkNATS() error {
 	}
 	c.NATSURLs = urls
 
-	// At most one way to authenticate.
-	auth := []struct{ name, value string }{
-		{"DATACORE_NATS_CREDS", c.NATSCreds},
-		{"DATACORE_NATS_NKEY", c.NATSNKey},
-		{"DATACORE_NATS_TOKEN", c.NATSToken},
-		{"DATACORE_NATS_USER", c.NATSUser + c.NATSPassword},
+	// The rules for URLs, authentication and TLS live in sink: first those
+	// that need no file, then config's own file checks, then sink's.
+	o := sink.ConnectOptions{
+		URLs: strings.Join(c.NATSURLs, ","), CredsFile: c.NATSCreds, NKeyFile: c.NATSNKey,
+		Token: c.NATSToken, User: c.NATSUser, Password: c.NATSPassword,
+		TLSCA: c.NATSTLSCA, TLSCert: c.NATSTLSCert, TLSKey: c.NATSTLSKey,
 	}
-	first := ""
-	for _, a := range auth {
-		if a.value == "" {
-			continue
-		}
-		if first != "" {
-			return errorf(a.name, "cannot be combined with %s: choose one way to authenticate to NATS", first)
-		}
-		first = a.name
-	}
-	if c.NATSPassword != "" && c.NATSUser == "" {
-		return errorf("DATACORE_NATS_USER", "required with DATACORE_NATS_PASSWORD")
-	}
-	if c.NATSUser != "" && c.NATSPassword == "" {
-		return errorf("DATACORE_NATS_PASSWORD", "required with DATACORE_NATS_USER")
-	}
-	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		if c.NATSTLSCert == "" {
-			return errorf("DATACORE_NATS_TLS_CERT", "required with DATACORE_NATS_TLS_KEY")
-		}
-		return errorf("DATACORE_NATS_TLS_KEY", "required with DATACORE_NATS_TLS_CERT")
+	if err := natsOptionError(o.Validate()); err != nil {
+		return err
 	}
 	files := []struct{ name, path string }{
 		{"DATACORE_NATS_CREDS", c.NATSCreds},
@@ -353,24 +387,35 @@ func (c *Config) checkNATS() error {
 			return &Error{Var: f.name, Msg: "cannot read the file", Err: err}
 		}
 	}
-	// The rules for URLs and files live in sink; here each problem gets its variable.
-	o := sink.ConnectOptions{
-		URLs: strings.Join(c.NATSURLs, ","), CredsFile: c.NATSCreds, NKeyFile: c.NATSNKey,
-		TLSCA: c.NATSTLSCA, TLSCert: c.NATSTLSCert, TLSKey: c.NATSTLSKey,
+	return natsOptionError(o.CheckFiles())
+}
+
+// natsOptionError turns an error of sink.ConnectOptions' checks into a *Error
+// naming the variable of the field at fault.
+func natsOptionError(err error) error {
+	if err == nil {
+		return nil
 	}
-	for _, check := range []func() error{o.Validate, o.CheckFiles} {
-		var oe *sink.OptionError
-		if err := check(); errors.As(err, &oe) {
-			name, ok := natsOptionVars[oe.Option]
-			if !ok {
-				name = "DATACORE_NATS_URL"
-			}
-			return &Error{Var: name, Msg: strings.TrimPrefix(oe.Err.Error(), sink.ErrInvalidOptions.Error()+": ")}
-		} else if err != nil {
-			return &Error{Var: "DATACORE_NATS_URL", Msg: "unusable NATS options", Err: err}
-		}
+	var oe *sink.OptionError
+	if !errors.As(err, &oe) {
+		return &Error{Var: "DATACORE_NATS_URL", Msg: "unusable NATS options", Err: err}
 	}
-	return nil
+	name := natsVar(oe.Option)
+	switch {
+	case errors.Is(err, sink.ErrConflictingOptions):
+		return errorf(name, "cannot be combined with %s: choose one way to authenticate to NATS", natsVar(oe.Other))
+	case errors.Is(err, sink.ErrMissingOption):
+		return errorf(name, "required with %s", natsVar(oe.Other))
+	}
+	return &Error{Var: name, Msg: strings.TrimPrefix(oe.Err.Error(), sink.ErrInvalidOptions.Error()+": ")}
+}
+
+// natsVar names the variable of a sink.ConnectOptions field.
+func natsVar(option string) string {
+	if name, ok := natsOptionVars[option]; ok {
+		return name
+	}
+	return "DATACORE_NATS_URL"
 }
 
 // natsOptionVars names the variable of each sink.ConnectOptions field.
@@ -378,6 +423,9 @@ var natsOptionVars = map[string]string{
 	"URLs":      "DATACORE_NATS_URL",
 	"CredsFile": "DATACORE_NATS_CREDS",
 	"NKeyFile":  "DATACORE_NATS_NKEY",
+	"Token":     "DATACORE_NATS_TOKEN",
+	"User":      "DATACORE_NATS_USER",
+	"Password":  "DATACORE_NATS_PASSWORD",
 	"TLSCA":     "DATACORE_NATS_TLS_CA",
 	"TLSCert":   "DATACORE_NATS_TLS_CERT",
 	"TLSKey":    "DATACORE_NATS_TLS_KEY",
@@ -411,10 +459,8 @@ func checkReadableFile(path string) error {
 
 func (c *Config) checkSubjects() error {
 	c.SubjectPrefix = strings.TrimSpace(c.SubjectPrefix)
-	for tok := range strings.SplitSeq(c.SubjectPrefix, ".") {
-		if tok == "" || strings.ContainsAny(tok, "*>") || strings.IndexFunc(tok, isSpaceOrControl) >= 0 {
-			return errorf("DATACORE_SUBJECT_PREFIX", "must be dot-separated non-empty tokens without whitespace, '*' or '>', got %q", c.SubjectPrefix)
-		}
+	if err := sink.ValidatePrefix(c.SubjectPrefix); err != nil {
+		return errorf("DATACORE_SUBJECT_PREFIX", "must be dot-separated non-empty tokens without whitespace, '*' or '>', got %q", c.SubjectPrefix)
 	}
 	c.Stream = strings.TrimSpace(c.Stream)
 	if c.Stream == "" {
@@ -500,7 +546,7 @@ func (c *Config) checkOAuth() error {
 	}
 	c.OAuthTokenURL = strings.TrimSpace(c.OAuthTokenURL)
 	if err := access.CheckTokenURL(c.OAuthTokenURL); err != nil {
-		return errorf("DATACORE_OAUTH_TOKEN_URL", "%v, got %q", err, redactURL(c.OAuthTokenURL))
+		return errorf("DATACORE_OAUTH_TOKEN_URL", "%v, got %q", err, redact.URL(c.OAuthTokenURL))
 	}
 	return nil
 }

@@ -11,7 +11,7 @@
 //	PUT    /v1/venues/{id}      follow a venue, as for fixtures
 //	DELETE /v1/venues/{id}      unfollow a venue, as for fixtures
 //
-// The four mutations need "Authorization: Bearer <DATACORE_ADMIN_TOKEN>". Without
+// The four mutations need "Authorization: Bearer <Options.AdminToken>". Without
 // a configured token they answer 403 (the admin API is disabled); with a missing
 // or wrong token, 401 with a WWW-Authenticate: Bearer challenge. Tokens are
 // compared in constant time and never logged.

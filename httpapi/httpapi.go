@@ -242,7 +242,7 @@ func (h *handler) admin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !h.adminOn {
 			h.refused(r, "admin API disabled")
-			writeError(w, http.StatusForbidden, "admin API disabled: set DATACORE_ADMIN_TOKEN to enable it")
+			writeError(w, http.StatusForbidden, "admin API disabled: no admin token is configured")
 			return
 		}
 		if err := h.checkToken(r.Header.Get("Authorization")); err != nil {

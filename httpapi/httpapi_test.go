@@ -266,7 +266,7 @@ func TestAdminAuth(t *testing.T) {
 		wantChallenge string
 		wantError     string
 	}{
-		{"admin api disabled", "", "Bearer " + testToken, http.StatusForbidden, "", "admin API disabled: set DATACORE_ADMIN_TOKEN"},
+		{"admin api disabled", "", "Bearer " + testToken, http.StatusForbidden, "", "admin API disabled: no admin token is configured"},
 		{"admin api disabled, no header", "", "", http.StatusForbidden, "", "admin API disabled"},
 		{"missing header", testToken, "", http.StatusUnauthorized, `Bearer realm="datacore-bridge"`, "missing bearer token"},
 		{"basic scheme", testToken, "Basic " + testToken, http.StatusUnauthorized, `Bearer realm="datacore-bridge"`, "missing bearer token"},

@@ -79,7 +79,7 @@ func TestFollowIDsFromTable(t *testing.T) {
 }
 
 // TestFollowPastMaxStreams fills a real Supervisor to its cap through the API:
-// one more PUT answers 409 with an error naming DATACORE_MAX_STREAMS and
+// one more PUT answers 409 with an error naming the MaxStreams limit and
 // starts nothing; a PUT of a followed ID still answers 200.
 func TestFollowPastMaxStreams(t *testing.T) {
 	sup := newSupervisor(t, 2)
@@ -93,8 +93,8 @@ func TestFollowPastMaxStreams(t *testing.T) {
 	if rec.Code != http.StatusConflict {
 		t.Fatalf("PUT past the cap = %d %s, want 409", rec.Code, rec.Body)
 	}
-	if msg := jsonError(t, rec); !strings.Contains(msg, "DATACORE_MAX_STREAMS") {
-		t.Errorf("error = %q, want it to name DATACORE_MAX_STREAMS", msg)
+	if msg := jsonError(t, rec); !strings.Contains(msg, "2 streams are followed, the most the MaxStreams limit allows") {
+		t.Errorf("error = %q, want it to name the MaxStreams limit and the count", msg)
 	}
 	if s := sup.Streams(); len(s) != 2 {
 		t.Errorf("%d streams after the refused PUT, want 2: %+v", len(s), s)

@@ -137,7 +137,7 @@ func build() *Metrics {
 		Inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_messages",
 			Help: "Messages received from MQTT and not yet settled in NATS (the buffer fill)."}),
 		InflightLimit: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_limit",
-			Help: "The bound on inflight_messages (DATACORE_MAX_INFLIGHT); at the bound the bridge stops reading MQTT."}),
+			Help: "The bound on inflight_messages (the configured maximum in flight); at the bound the bridge stops reading MQTT."}),
 		FixturesFinished: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "fixtures_finished_total",
 			Help: "Fixtures no longer followed because their status became CONFIRMED, CANCELLED or ABANDONED."}),
 		DecompressErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decompress_errors_total",

@@ -15,6 +15,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 const (
@@ -78,7 +80,7 @@ type Options struct {
 type Conn struct {
 	opts   Options
 	host   string
-	red    redactor
+	red    redact.Secrets
 	log    *slog.Logger
 	client mqtt.Client
 	// store is paho's in-memory store of the connection: a QoS 1 message is
@@ -133,7 +135,7 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 	c := &Conn{
 		opts:       opts,
 		host:       u.Host,
-		red:        newRedactor(u),
+		red:        redact.SignedURL(u),
 		log:        logger.With("host", u.Host, "client_id", opts.ClientID),
 		subscribed: make(chan error, 1),
 		activity:   make(chan struct{}, 1),
@@ -189,7 +191,7 @@ func (o *Options) check() (*url.URL, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err // url.Error prints the URL
 		}
-		return nil, fmt.Errorf("mqttclient: options: invalid url: %w", newRedactorFromString(o.URL).err(err))
+		return nil, fmt.Errorf("mqttclient: options: invalid url: %w", redact.SignedURLString(o.URL).Err(err))
 	}
 	switch {
 	case u.Scheme != "ws" && u.Scheme != "wss":
@@ -198,8 +200,8 @@ func (o *Options) check() (*url.URL, error) {
 		return nil, errors.New("mqttclient: options: url has no host")
 	case o.ClientID == "":
 		return nil, errors.New("mqttclient: options: client id is required")
-	case o.QoS > 1:
-		return nil, fmt.Errorf("mqttclient: options: qos %d: want 0 or 1", o.QoS)
+	case CheckQoS(int(o.QoS)) != nil:
+		return nil, fmt.Errorf("mqttclient: options: %w", CheckQoS(int(o.QoS)))
 	case o.Handler == nil:
 		return nil, errors.New("mqttclient: options: handler is required")
 	case o.KeepAlive < 0:
@@ -233,13 +235,6 @@ func (o *Options) check() (*url.URL, error) {
 	return u, nil
 }
 
-// newRedactorFromString builds a redactor for a URL that does not parse, by
-// treating everything after the first '?' as the query.
-func newRedactorFromString(raw string) redactor {
-	_, q, _ := strings.Cut(raw, "?")
-	return newRedactor(&url.URL{RawQuery: q})
-}
-
 // connect runs CONNECT and waits for the subscriptions made by onConnect.
 func (c *Conn) connect(ctx, dialCtx context.Context) error {
 	tok := c.client.Connect()
@@ -257,7 +252,7 @@ func (c *Conn) connect(ctx, dialCtx context.Context) error {
 		}
 		if ct, ok := tok.(*mqtt.ConnectToken); ok {
 			if rc := ct.ReturnCode(); rc != packets.Accepted && rc != packets.ErrNetworkError {
-				return fmt.Errorf("%w: return code %d: %w", ErrConnectRefused, rc, c.red.err(err))
+				return fmt.Errorf("%w: return code %d: %w", ErrConnectRefused, rc, c.red.Err(err))
 			}
 		}
 		if dialCtx.Err() != nil || isTimeout(err) {
@@ -265,7 +260,7 @@ func (c *Conn) connect(ctx, dialCtx context.Context) error {
 			// fire just before dialCtx's timer.
 			return c.ctxErr(ctx, "connect")
 		}
-		return c.red.errorf("mqttclient: connect %s: %w", c.host, c.red.err(err))
+		return c.red.Err(fmt.Errorf("mqttclient: connect %s: %w", c.host, c.red.Err(err)))
 	}
 	c.mu.Lock()
 	c.connectedAt = time.Now()
@@ -370,7 +365,7 @@ func (c *Conn) subscribe(ctx context.Context, client mqtt.Client) error {
 			return c.Err()
 		}
 		if err := p.tok.Error(); err != nil {
-			return c.red.errorf("mqttclient: subscribe: %w", err)
+			return c.red.Err(fmt.Errorf("mqttclient: subscribe: %w", err))
 		}
 		st, ok := p.tok.(*mqtt.SubscribeToken)
 		if !ok {
@@ -479,7 +474,7 @@ func (c *Conn) Unsubscribe(ctx context.Context) error {
 			return fmt.Errorf("mqttclient: unsubscribe: %w", ErrClosed)
 		}
 		if err := tok.Error(); err != nil {
-			return c.red.errorf("mqttclient: unsubscribe %s: %w", c.host, c.red.err(err))
+			return c.red.Err(fmt.Errorf("mqttclient: unsubscribe %s: %w", c.host, c.red.Err(err)))
 		}
 	}
 	return nil
@@ -556,7 +551,7 @@ func (c *Conn) lost(cause error) {
 	if cause == nil {
 		cause = errors.New("unknown cause")
 	}
-	err := fmt.Errorf("%w: %w", ErrConnectionLost, c.red.err(cause))
+	err := fmt.Errorf("%w: %w", ErrConnectionLost, c.red.Err(cause))
 	if c.end(err) && !c.ConnectedAt().IsZero() {
 		c.log.Debug("mqtt connection lost", "err", err)
 	}

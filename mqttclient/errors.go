@@ -2,9 +2,7 @@ package mqttclient
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +30,8 @@ var (
 	// name: empty, holding an MQTT wildcard ('+' or '#') or NUL, or longer
 	// than MQTT allows.
 	ErrInvalidTopic = errors.New("mqttclient: invalid topic name")
+	// ErrInvalidQoS reports a QoS other than 0 or 1 (see CheckQoS).
+	ErrInvalidQoS = errors.New("mqttclient: invalid qos")
 )
 
 // HandshakeError is returned by Dial when the server answers the WebSocket
@@ -95,92 +95,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-// redactor removes a signed URL's secrets from error text.
-type redactor struct {
-	secrets []string // longest first
-}
-
-// redactedText replaces each secret in error text.
-const redactedText = "REDACTED"
-
-// newRedactor collects the forms in which the URL's query and its
-// credential-bearing values could show up in an error string: the raw
-// query, and every value of a query parameter raw, decoded and re-encoded.
-func newRedactor(u *url.URL) redactor {
-	var r redactor
-	add := func(s string) {
-		if len(s) < 4 {
-			return // too short to be a secret; would mangle ordinary text
-		}
-		for _, have := range r.secrets {
-			if have == s {
-				return
-			}
-		}
-		r.secrets = append(r.secrets, s)
-	}
-	add(u.RawQuery)
-	if dec, err := url.QueryUnescape(u.RawQuery); err == nil {
-		add(dec)
-	}
-	for _, part := range strings.Split(u.RawQuery, "&") {
-		_, raw, _ := strings.Cut(part, "=")
-		add(raw)
-		if dec, err := url.QueryUnescape(raw); err == nil {
-			add(dec)
-			add(url.QueryEscape(dec))
-			add(url.PathEscape(dec))
-		}
-	}
-	add(u.Fragment)
-	add(u.User.String())
-	// Longest first, so that a value inside the raw query does not leave the
-	// rest of the query behind.
-	for i := 1; i < len(r.secrets); i++ {
-		for j := i; j > 0 && len(r.secrets[j]) > len(r.secrets[j-1]); j-- {
-			r.secrets[j], r.secrets[j-1] = r.secrets[j-1], r.secrets[j]
-		}
-	}
-	return r
-}
-
-// text returns s with every secret replaced.
-func (r redactor) text(s string) string {
-	for _, sec := range r.secrets {
-		if strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, redactedText)
-		}
-	}
-	return s
-}
-
-// err returns err unchanged when its text holds no secret, else an error
-// with the secrets replaced that still unwraps to err (so errors.Is keeps
-// working).
-func (r redactor) err(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if clean := r.text(msg); clean != msg {
-		return &redactedError{msg: clean, err: err}
-	}
-	return err
-}
-
-// redactedError carries a cleaned message for an error whose own text held
-// a secret.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// errorf formats like fmt.Errorf and then redacts the whole message.
-func (r redactor) errorf(format string, args ...any) error {
-	return r.err(fmt.Errorf(format, args...))
 }

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -67,7 +69,7 @@ func TestRedactor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRedactor(u)
+	r := redact.SignedURL(u)
 	decoded, _ := url.QueryUnescape(u.RawQuery)
 	tests := []struct {
 		name string
@@ -79,7 +81,7 @@ func TestRedactor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := r.err(tt.err)
+			got := r.Err(tt.err)
 			assertNoSecrets(t, "redacted error", got.Error())
 			if !errors.Is(got, tt.err) {
 				t.Error("redacted error no longer wraps the original")
@@ -87,7 +89,7 @@ func TestRedactor(t *testing.T) {
 		})
 	}
 	plain := errors.New("connection refused")
-	if got := r.err(plain); got != plain {
+	if got := r.Err(plain); got != plain {
 		t.Errorf("clean error was rewrapped: %v", got)
 	}
 }

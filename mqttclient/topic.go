@@ -25,3 +25,13 @@ func CheckTopic(name string) error {
 	}
 	return nil
 }
+
+// CheckQoS reports whether qos is a subscription QoS the bridge uses: 0 or 1
+// (AWS IoT Core has no QoS 2). It is the one rule for a QoS: the supervisor
+// and config apply it too. The error wraps ErrInvalidQoS.
+func CheckQoS(qos int) error {
+	if qos != 0 && qos != 1 {
+		return fmt.Errorf("%w: %d: want 0 or 1", ErrInvalidQoS, qos)
+	}
+	return nil
+}

@@ -35,3 +35,31 @@ func TestCheckTopic(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckQoS(t *testing.T) {
+	tests := []struct {
+		name string
+		qos  int
+		ok   bool
+	}{
+		{name: "at most once", qos: 0, ok: true},
+		{name: "at least once", qos: 1, ok: true},
+		{name: "exactly once", qos: 2},
+		{name: "negative", qos: -1},
+		{name: "past a byte", qos: 257},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckQoS(tt.qos)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("CheckQoS(%d) = %v", tt.qos, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidQoS) || !strings.Contains(err.Error(), "want 0 or 1") {
+				t.Fatalf("CheckQoS(%d) = %v, want ErrInvalidQoS saying what is wanted", tt.qos, err)
+			}
+		})
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 // errClosedByClient is the cause reported when the MQTT client closed the
@@ -32,7 +34,7 @@ var writeBuffers sync.Pool
 // accepted the TCP connection but never answers the upgrade. An upgrade
 // answered with a status other than 101 yields a *HandshakeError; other
 // errors are redacted and prefixed with host, never with the URL.
-func dialWebSocket(ctx context.Context, rawURL, host string, timeout time.Duration, red redactor) (*websocket.Conn, error) {
+func dialWebSocket(ctx context.Context, rawURL, host string, timeout time.Duration, red redact.Secrets) (*websocket.Conn, error) {
 	var (
 		mu      sync.Mutex
 		raw     []net.Conn
@@ -84,7 +86,7 @@ func dialWebSocket(ctx context.Context, rawURL, host string, timeout time.Durati
 		if isTimeout(err) { // the socket deadline is ctx's deadline
 			return nil, fmt.Errorf("mqttclient: websocket dial %s: timed out after %s: %w", host, timeout, context.DeadlineExceeded)
 		}
-		return nil, red.errorf("mqttclient: websocket dial %s: %w", host, red.err(err))
+		return nil, red.Err(fmt.Errorf("mqttclient: websocket dial %s: %w", host, red.Err(err)))
 	}
 	return ws, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/datacore-bridge/datacore-bridge/internal/backoff"
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
 // DefaultReconnectBufSize bounds what nats.go buffers while reconnecting (bytes).
@@ -33,7 +34,8 @@ const DefaultReconnectBufSize = 8 << 20
 const DefaultMaxAuthRetryWait = 30 * time.Second
 
 // ConnectOptions says how to reach NATS. At most one authentication method may be set:
-// CredsFile, NKeyFile, Token, or User with Password.
+// CredsFile, NKeyFile, Token, or User with Password (both or neither), and TLSCert with
+// TLSKey (both or neither). Validate checks these rules, the one place they live.
 type ConnectOptions struct {
 	// URLs is a comma-separated list of servers; empty means nats.DefaultURL. It may hold
 	// user:password, which is never logged.
@@ -63,9 +65,14 @@ type ConnectOptions struct {
 	ReconnectBufSize int
 	// Logger receives connection state changes; nil discards them.
 	Logger *slog.Logger
+	// AuthHint, when set, is the hint logged when the server refuses the
+	// credentials (e.g. naming the settings that hold them); empty means a hint
+	// naming the authentication method in use in these options' terms.
+	AuthHint string
 }
 
-// Validate checks the options without touching the network or the files.
+// Validate checks the options without touching the network or the files. An error
+// about one field is an *OptionError; every error wraps ErrInvalidOptions.
 func (o ConnectOptions) Validate() error {
 	urls := splitURLs(o.URLs)
 	if len(urls) == 0 && strings.TrimSpace(o.URLs) != "" {
@@ -73,23 +80,39 @@ func (o ConnectOptions) Validate() error {
 	}
 	for i, u := range urls {
 		if err := checkServerURL(u); err != nil {
-			return &OptionError{Option: "URLs", Err: fmt.Errorf("%w: server URL number %d (%s): %w", ErrInvalidOptions, i+1, RedactURL(u), err)}
+			return &OptionError{Option: "URLs", Err: fmt.Errorf("%w: server URL number %d (%s): %w", ErrInvalidOptions, i+1, redact.URL(u), err)}
 		}
 	}
-	methods := 0
-	for _, set := range []bool{o.CredsFile != "", o.NKeyFile != "", o.Token != "", o.User != ""} {
-		if set {
-			methods++
+	// At most one way to authenticate; a password needs a user and a user a
+	// password; a client certificate needs its key and the key its certificate.
+	auth := []struct {
+		option string
+		set    bool
+	}{
+		{"CredsFile", o.CredsFile != ""},
+		{"NKeyFile", o.NKeyFile != ""},
+		{"Token", o.Token != ""},
+		{"User", o.User != "" || o.Password != ""},
+	}
+	first := ""
+	for _, a := range auth {
+		if !a.set {
+			continue
 		}
+		if first != "" {
+			return &OptionError{Option: a.option, Other: first,
+				Err: fmt.Errorf("%w: %s %w with %s: choose one way to authenticate", ErrInvalidOptions, a.option, ErrConflictingOptions, first)}
+		}
+		first = a.option
 	}
-	if methods > 1 {
-		return fmt.Errorf("%w: more than one of creds file, nkey file, token and user/password set", ErrInvalidOptions)
+	pairs := []struct{ option, other string }{
+		{"User", "Password"}, {"Password", "User"}, {"TLSCert", "TLSKey"}, {"TLSKey", "TLSCert"},
 	}
-	if o.Password != "" && o.User == "" {
-		return fmt.Errorf("%w: password set without user", ErrInvalidOptions)
-	}
-	if (o.TLSCert == "") != (o.TLSKey == "") {
-		return fmt.Errorf("%w: TLS client certificate and key must be set together", ErrInvalidOptions)
+	for _, p := range pairs {
+		if o.field(p.option) == "" && o.field(p.other) != "" {
+			return &OptionError{Option: p.option, Other: p.other,
+				Err: fmt.Errorf("%w: %s %w with %s", ErrInvalidOptions, p.option, ErrMissingOption, p.other)}
+		}
 	}
 	if o.ReconnectWait < 0 {
 		return fmt.Errorf("%w: negative reconnect wait", ErrInvalidOptions)
@@ -101,6 +124,21 @@ func (o ConnectOptions) Validate() error {
 		return fmt.Errorf("%w: negative auth retry wait", ErrInvalidOptions)
 	}
 	return nil
+}
+
+// field returns the value of one of the string options named in OptionError.
+func (o ConnectOptions) field(name string) string {
+	switch name {
+	case "User":
+		return o.User
+	case "Password":
+		return o.Password
+	case "TLSCert":
+		return o.TLSCert
+	case "TLSKey":
+		return o.TLSKey
+	}
+	return ""
 }
 
 // checkServerURL reports why u cannot name a NATS server: it does not parse, has no
@@ -130,8 +168,13 @@ func checkServerURL(u string) error {
 // OptionError says which ConnectOptions field is wrong (its Go name, e.g. "TLSCA"),
 // so that a caller can name its own setting for it.
 type OptionError struct {
-	// Option is the field's name: URLs, CredsFile, NKeyFile, TLSCA, TLSCert or TLSKey.
+	// Option is the field's name: URLs, CredsFile, NKeyFile, Token, User,
+	// Password, TLSCA, TLSCert or TLSKey.
 	Option string
+	// Other is, for ErrConflictingOptions, the field set before Option that
+	// it cannot be combined with and, for ErrMissingOption, the field that
+	// needs Option; else empty.
+	Other string
 	// Err says what is wrong; it wraps ErrInvalidOptions.
 	Err error
 }
@@ -240,7 +283,7 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	if err := o.CheckFiles(); err != nil {
 		return nil, err
 	}
-	scrub := newScrubber(o.secretsOf())
+	scrub := redact.NewSecrets(o.secretsOf()...)
 	sl := &stateLog{log: o.logger(), authHint: o.authHint(), scrub: scrub}
 	opts, err := o.natsOptions(sl)
 	if err != nil {
@@ -255,11 +298,11 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	}
 	switch {
 	case unreachable(err):
-		o.logger().Warn("nats not reachable, retrying in the background", "error", scrub.err(err))
+		o.logger().Warn("nats not reachable, retrying in the background", "error", scrub.Err(err))
 	case IsAuthError(err):
 		sl.authRefused(err)
 	default:
-		return nil, fmt.Errorf("connect to nats: %w", scrub.err(err))
+		return nil, fmt.Errorf("connect to nats: %w", scrub.Err(err))
 	}
 	opts.RetryOnFailedConnect = true
 	nc, err = connectCtx(ctx, opts)
@@ -267,7 +310,7 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("connect to nats: %w", scrub.err(err))
+		return nil, fmt.Errorf("connect to nats: %w", scrub.Err(err))
 	}
 	return nc, nil
 }
@@ -343,18 +386,19 @@ func IsAuthError(err error) bool {
 
 // authHint says what to check when the server refuses the credentials.
 func (o ConnectOptions) authHint() string {
-	const all = "DATACORE_NATS_USER/DATACORE_NATS_PASSWORD, DATACORE_NATS_TOKEN, DATACORE_NATS_CREDS or DATACORE_NATS_NKEY"
 	switch {
+	case o.AuthHint != "":
+		return o.AuthHint
 	case o.CredsFile != "":
-		return "check the credentials file (DATACORE_NATS_CREDS): its user JWT must be signed by an account the server trusts and not be expired or revoked"
+		return "check the NATS credentials file: its user JWT must be signed by an account the server trusts and not be expired or revoked"
 	case o.NKeyFile != "":
-		return "check the nkey seed file (DATACORE_NATS_NKEY): its public key must be a user in the server's configuration"
+		return "check the NATS nkey seed file: its public key must be a user in the server's configuration"
 	case o.Token != "":
-		return "check DATACORE_NATS_TOKEN against the server's authorization token"
+		return "check the NATS token against the server's authorization token"
 	case o.User != "":
-		return "check DATACORE_NATS_USER and DATACORE_NATS_PASSWORD against the server's users"
+		return "check the NATS user and password against the server's users"
 	}
-	return "the server requires authentication and none is configured: set " + all
+	return "the server requires authentication and none is configured: set a NATS user and password, a token, a credentials file or an nkey seed file"
 }
 
 func (o ConnectOptions) logger() *slog.Logger {
@@ -467,10 +511,10 @@ func (s *stateLog) authRefused(err error) {
 	s.reconnectErrLogged = true
 	s.mu.Unlock()
 	if first {
-		s.log.Error("nats refused the credentials; retrying in the background", "error", s.scrub.err(err), "hint", s.authHint)
+		s.log.Error("nats refused the credentials; retrying in the background", "error", s.scrub.Err(err), "hint", s.authHint)
 		return
 	}
-	s.log.Debug("nats refused the credentials; retrying in the background", "error", s.scrub.err(err))
+	s.log.Debug("nats refused the credentials; retrying in the background", "error", s.scrub.Err(err))
 }
 
 // reconnectDelay is nats.go's CustomReconnectDelayCB: the pause after the attempts-th
@@ -494,19 +538,19 @@ func (s *stateLog) reconnectDelay(attempts int) time.Duration {
 
 func (s *stateLog) connected(nc *nats.Conn) {
 	s.reset()
-	s.log.Info("nats connected", "url", RedactURL(nc.ConnectedUrl()))
+	s.log.Info("nats connected", "url", redact.URL(nc.ConnectedUrl()))
 }
 
 func (s *stateLog) reconnected(nc *nats.Conn) {
 	s.reset()
-	s.log.Info("nats reconnected", "url", RedactURL(nc.ConnectedUrl()))
+	s.log.Info("nats reconnected", "url", redact.URL(nc.ConnectedUrl()))
 }
 
 func (s *stateLog) disconnected(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // closed logs it
 	}
-	s.log.Warn("nats disconnected", "error", s.scrub.err(err))
+	s.log.Warn("nats disconnected", "error", s.scrub.Err(err))
 }
 
 func (s *stateLog) reconnectFailed(_ *nats.Conn, err error) {
@@ -515,15 +559,15 @@ func (s *stateLog) reconnectFailed(_ *nats.Conn, err error) {
 	s.reconnectErrLogged = true
 	s.mu.Unlock()
 	if first {
-		s.log.Warn("nats reconnect failed, still trying", "error", s.scrub.err(err))
+		s.log.Warn("nats reconnect failed, still trying", "error", s.scrub.Err(err))
 		return
 	}
-	s.log.Debug("nats reconnect failed, still trying", "error", s.scrub.err(err))
+	s.log.Debug("nats reconnect failed, still trying", "error", s.scrub.Err(err))
 }
 
 func (s *stateLog) closed(nc *nats.Conn) {
 	if err := nc.LastError(); err != nil {
-		s.log.Warn("nats connection closed", "error", s.scrub.err(err))
+		s.log.Warn("nats connection closed", "error", s.scrub.Err(err))
 		return
 	}
 	s.log.Info("nats connection closed")
@@ -538,7 +582,7 @@ func (s *stateLog) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 		s.authRefused(err)
 		return
 	}
-	err = s.scrub.err(err)
+	err = s.scrub.Err(err)
 	msg := err.Error()
 	s.mu.Lock()
 	repeat := msg == s.lastAsync
@@ -555,7 +599,7 @@ func (s *stateLog) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 }
 
 func (s *stateLog) lameDuck(nc *nats.Conn) {
-	s.log.Info("nats server entering lame duck mode", "url", RedactURL(nc.ConnectedUrl()))
+	s.log.Info("nats server entering lame duck mode", "url", redact.URL(nc.ConnectedUrl()))
 }
 
 // Ready returns nil when nc is connected and usable for publishing, otherwise an error

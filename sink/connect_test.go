@@ -157,14 +157,14 @@ func TestConnectAuthRefused(t *testing.T) {
 			server:   func(o *server.Options) { o.Username, o.Password = "bridge", "right-pw" },
 			fixed:    func(o *server.Options) { o.Username, o.Password = "bridge", "wrong-pw" },
 			client:   func(c *ConnectOptions) { c.User, c.Password = "bridge", "wrong-pw" },
-			wantHint: "DATACORE_NATS_PASSWORD",
+			wantHint: "check the NATS user and password",
 		},
 		{
 			name:     "wrong token",
 			server:   func(o *server.Options) { o.Authorization = "tok-123" },
 			fixed:    func(o *server.Options) { o.Authorization = "tok-456" },
 			client:   func(c *ConnectOptions) { c.Token = "tok-456" },
-			wantHint: "DATACORE_NATS_TOKEN",
+			wantHint: "check the NATS token",
 		},
 		{
 			name:     "missing token",

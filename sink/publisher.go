@@ -16,6 +16,13 @@ var (
 	ErrInvalidPrefix = errors.New("invalid subject prefix")
 	// ErrInvalidOptions means ConnectOptions or publisher options are inconsistent.
 	ErrInvalidOptions = errors.New("invalid nats options")
+	// ErrConflictingOptions means two ConnectOptions fields are set that cannot be
+	// combined (two ways to authenticate); it comes with ErrInvalidOptions.
+	ErrConflictingOptions = errors.New("cannot be combined")
+	// ErrMissingOption means a ConnectOptions field is empty while the field it
+	// goes with is set (User and Password, TLSCert and TLSKey); it comes with
+	// ErrInvalidOptions.
+	ErrMissingOption = errors.New("is required")
 	// ErrNotConnected means the NATS connection is not currently usable.
 	ErrNotConnected = errors.New("nats not connected")
 	// ErrClosed means the publisher was closed: Publish takes no more messages.

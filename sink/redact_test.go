@@ -14,30 +14,8 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
+	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
-
-func TestRedactURL(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-	}{
-		{"no userinfo", "nats://h:4222", "nats://h:4222"},
-		{"at sign in path", "https://example.com/a@b", "https://example.com/a@b"},
-		{"token", "nats://SECRETTOKEN@h:4222", "nats://[set]@h:4222"},
-		{"user", "nats://user@h:4222", "nats://[set]@h:4222"},
-		{"user and password", "nats://u:pw@h:4222", "nats://[set]@h:4222"},
-		{"tls scheme", "tls://u:pw@h:4222", "tls://[set]@h:4222"},
-		{"unparsable", "nats://u:pw@[::1", "nats://[set]@[::1"},
-		{"unparsable without scheme", "tok@[::1", "[set]@[::1"},
-		{"empty", "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := RedactURL(tt.in); got != tt.want {
-				t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
 
 // TestConnectNeverLogsURLCredentials connects with the credentials in the URL, at
 // debug level, through a first connection, a server restart (disconnect, failed
@@ -100,13 +78,13 @@ func TestConnectNeverLogsURLCredentials(t *testing.T) {
 // does not quote the URL's credentials.
 func TestConnectErrorHasNoURLCredentials(t *testing.T) {
 	const secret = "SECRETTOKEN-77aa"
-	sc := newScrubber(ConnectOptions{URLs: "nats://u:" + secret + "@h:1,nats://" + secret + "x@h:2"}.secretsOf())
+	sc := redact.NewSecrets(ConnectOptions{URLs: "nats://u:" + secret + "@h:1,nats://" + secret + "x@h:2"}.secretsOf()...)
 	inner := errors.New(`dial "nats://u:` + secret + `@h:1" and "nats://` + secret + `x@h:2"`)
-	err := sc.err(inner)
+	err := sc.Err(inner)
 	if strings.Contains(err.Error(), secret) || !errors.Is(err, inner) {
 		t.Fatalf("scrubbed error %q (is the original: %v)", err, errors.Is(err, inner))
 	}
-	if got := newScrubber(nil).err(io.EOF); got != io.EOF {
+	if got := redact.NewSecrets().Err(io.EOF); got != io.EOF {
 		t.Fatalf("error without secrets changed: %v", got)
 	}
 }

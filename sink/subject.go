@@ -3,6 +3,7 @@ package sink
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -113,8 +114,9 @@ func UnescapeToken(t string) (string, error) {
 }
 
 // ValidatePrefix reports whether prefix can start a subject: one or more dot-separated
-// tokens, each non-empty and free of wildcards ('*', '>'), spaces, control characters
-// and DEL. The error wraps [ErrInvalidPrefix].
+// tokens, each non-empty and free of wildcards ('*', '>'), whitespace (Unicode's too),
+// control characters and DEL. It is the one rule for a prefix: config applies it to
+// its variable. The error wraps [ErrInvalidPrefix].
 func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return fmt.Errorf("%w: empty", ErrInvalidPrefix)
@@ -123,9 +125,9 @@ func ValidatePrefix(prefix string) error {
 		if tok == "" {
 			return fmt.Errorf("%w: %q has an empty token", ErrInvalidPrefix, prefix)
 		}
-		for i := 0; i < len(tok); i++ {
-			if c := tok[i]; c <= ' ' || c == 0x7F || c == '*' || c == '>' {
-				return fmt.Errorf("%w: %q contains byte 0x%02X", ErrInvalidPrefix, prefix, c)
+		for _, r := range tok {
+			if r <= ' ' || r == 0x7F || r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r) {
+				return fmt.Errorf("%w: %q contains %U", ErrInvalidPrefix, prefix, r)
 			}
 		}
 	}

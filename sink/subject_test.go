@@ -149,6 +149,9 @@ func TestValidatePrefix(t *testing.T) {
 		{name: "space", prefix: "a b", wantErr: true},
 		{name: "tab", prefix: "a\tb", wantErr: true},
 		{name: "del", prefix: "a\x7f", wantErr: true},
+		{name: "no-break space", prefix: "a\u00a0b", wantErr: true},
+		{name: "line separator", prefix: "a\u2028b", wantErr: true},
+		{name: "c1 control", prefix: "a\u0085b", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

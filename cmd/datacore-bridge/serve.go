@@ -199,6 +199,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		TLSCert:          cfg.NATSTLSCert,
 		TLSKey:           cfg.NATSTLSKey,
 		Logger:           log.With("component", "nats"),
+
+		AuthHint: cfg.NATSAuthHint(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
@@ -268,6 +270,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, x bridgeEx
 		// One client for every stream: the pace is process-wide.
 		Rate:  rate.Limit(cfg.AccessRate),
 		Burst: cfg.AccessBurst,
+
+		UnauthorizedHint: cfg.UnauthorizedHint(),
 	})
 	if err != nil {
 		nc.Close()
