@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +125,12 @@ func checkGrant(t *testing.T, s *Server, g accessData, wantTopics int) {
 	}
 	if q.Get("X-Amz-Expires") != "3600" {
 		t.Errorf("X-Amz-Expires = %s, want 3600", q.Get("X-Amz-Expires"))
+	}
+	secrets := s.SignedURLSecrets()
+	for _, k := range []string{"X-Amz-Credential", "X-Amz-Security-Token", "X-Amz-Signature"} {
+		if !slices.Contains(secrets, q.Get(k)) {
+			t.Errorf("SignedURLSecrets lacks the %s of an issued URL", k)
+		}
 	}
 }
 
