@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 )
 
 // benchOpts are the benchmark's knobs; -quick shrinks them.
@@ -152,7 +154,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		o.paths[s] = true
 	}
-	log, err := newLogger(*logLevel, "text", stderr)
+	log, err := bridge.NewLogger(*logLevel, "text", stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "-log-level:", err)
 		return 2

@@ -18,9 +18,9 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
-	"github.com/datacore-bridge/datacore-bridge/sink"
 )
 
 // The emulator's credentials in every benchmark.
@@ -108,7 +108,7 @@ type benchBridge struct {
 
 // startBenchBridge starts the bridge as serve would, with the HTTP API off and
 // logs discarded except errors, which go to log.
-func startBenchBridge(ctx context.Context, bb benchBridge, log *slog.Logger) (*bridge, error) {
+func startBenchBridge(ctx context.Context, bb benchBridge, log *slog.Logger) (*bridge.Bridge, error) {
 	cfg := config.Defaults()
 	cfg.APIURL = bb.apiURL
 	cfg.CredentialID, cfg.CredentialSecret = benchCredID, benchCredSecret
@@ -124,16 +124,7 @@ func startBenchBridge(ctx context.Context, bb benchBridge, log *slog.Logger) (*b
 	if bb.jetStream {
 		cfg.Stream = "DATACORE"
 	}
-	return start(ctx, cfg, log, bridgeExtras{metrics: metrics.New(), maxBackoff: 2 * time.Second})
-}
-
-// published returns the number of messages the bridge's publisher settled
-// successfully (core: accepted by nats.go; JetStream: acknowledged).
-func (b *bridge) published() uint64 {
-	if s, ok := b.pub.(interface{ Stats() sink.Stats }); ok {
-		return s.Stats().Published
-	}
-	return 0
+	return bridge.Start(ctx, cfg, log, bridge.Options{Metrics: metrics.New(), MaxBackoff: 2 * time.Second})
 }
 
 // benchGrant asks the emulator for a grant on fixture, as the bridge does.

@@ -127,8 +127,8 @@ func benchBridgeLatency(ctx context.Context, o benchOpts, rate float64, log *slo
 	if err != nil {
 		return
 	}
-	defer func() { _ = b.shutdown() }()
-	err = collectLatency(ctx, o, b.published, &lat)
+	defer func() { _ = b.Shutdown(context.Background()) }()
+	err = collectLatency(ctx, o, b.Published, &lat)
 	p50, p99, maxv, n = lat.quantiles()
 	return
 }

@@ -141,9 +141,9 @@ func runRotation(ctx context.Context, o benchOpts, log *slog.Logger) (rotPoint, 
 	if err != nil {
 		return p, err
 	}
-	defer func() { _ = b.shutdown() }()
+	defer func() { _ = b.Shutdown(context.Background()) }()
 
-	rotations := func() float64 { return counterValue(b.m.Rotations.WithLabelValues("ok")) }
+	rotations := func() float64 { return counterValue(b.Metrics().Rotations.WithLabelValues("ok")) }
 	limit := time.Duration(o.rotations+2)*o.rotTTL + 20*time.Second
 	if err := waitUntil(ctx, limit, fmt.Sprintf("%d rotations", o.rotations), func() bool {
 		return rotations() >= float64(o.rotations)
@@ -167,7 +167,7 @@ func runRotation(ctx context.Context, o benchOpts, log *slog.Logger) (rotPoint, 
 	p.Rotations = rotations()
 	p.Messages, p.Lost, p.Duplicated = float64(msgs), float64(lost), float64(dup)
 	p.MaxGap = float64(gap) / float64(time.Millisecond)
-	p.Suppressed = vecSum(b.m.Duplicates)
+	p.Suppressed = vecSum(b.Metrics().Duplicates)
 	p.EmulatorDrops = float64(emu.Stats().Dropped)
 	return p, nil
 }

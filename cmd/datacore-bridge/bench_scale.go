@@ -196,7 +196,7 @@ func benchScale(ctx context.Context, o benchOpts, n int, log *slog.Logger) (scal
 	if err != nil {
 		return p, err
 	}
-	defer func() { _ = b.shutdown() }()
+	defer func() { _ = b.Shutdown(context.Background()) }()
 
 	// Baseline: the bridge and NATS with nothing to follow, and the memory
 	// earlier benchmarks left behind handed back to the OS.
@@ -213,13 +213,13 @@ func benchScale(ctx context.Context, o benchOpts, n int, log *slog.Logger) (scal
 
 	started := time.Now()
 	for _, id := range scaleFixtures(n) {
-		if _, err := b.sup.Follow(access.Fixture, id); err != nil {
+		if _, err := b.Supervisor().Follow(access.Fixture, id); err != nil {
 			return p, err
 		}
 	}
 	connected := func() bool {
 		c := 0
-		for _, si := range b.sup.Streams() {
+		for _, si := range b.Supervisor().Streams() {
 			if si.State == fixtures.StateConnected {
 				c++
 			}
@@ -234,13 +234,13 @@ func benchScale(ctx context.Context, o benchOpts, n int, log *slog.Logger) (scal
 	if !sleepCtx(ctx, 500*time.Millisecond) {
 		return p, ctx.Err()
 	}
-	n0, c1, t1 := b.published(), cpuTime(), time.Now()
+	n0, c1, t1 := b.Published(), cpuTime(), time.Now()
 	if !sleepCtx(ctx, o.scaleWindow) {
 		return p, ctx.Err()
 	}
 	wall := time.Since(t1)
 	cpu := float64(cpuTime()-c1) / float64(wall)
-	p.MsgPerSec = float64(b.published()-n0) / wall.Seconds()
+	p.MsgPerSec = float64(b.Published()-n0) / wall.Seconds()
 	rss := rssBytes("self")
 	runtime.GC()
 	heap := liveHeap()

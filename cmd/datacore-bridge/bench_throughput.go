@@ -109,9 +109,9 @@ func benchBridgeFlood(ctx context.Context, o benchOpts, qos int, js bool, log *s
 	if err != nil {
 		return p, err
 	}
-	defer func() { _ = b.shutdown() }()
+	defer func() { _ = b.Shutdown(context.Background()) }()
 	d0 := emu.Stats().Dropped
-	w, err := measure(ctx, b.published, o.warm, o.tputDur)
+	w, err := measure(ctx, b.Published, o.warm, o.tputDur)
 	if err != nil {
 		return p, err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
@@ -55,7 +56,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	log, err := newLogger(*logLevel, "text", stderr)
+	log, err := bridge.NewLogger(*logLevel, "text", stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "-log-level:", err)
 		return 2
@@ -137,12 +138,12 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 		return err
 	}
 	m := metrics.New()
-	b, err := start(ctx, cfg, log, bridgeExtras{metrics: m, maxBackoff: 5 * time.Second})
+	b, err := bridge.Start(ctx, cfg, log, bridge.Options{Metrics: m, MaxBackoff: 5 * time.Second})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := b.shutdown(); err != nil {
+		if err := b.Shutdown(context.Background()); err != nil {
 			log.Error("shutdown incomplete", "err", err)
 		}
 	}()
@@ -161,8 +162,8 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 	fmt.Fprintf(out, "datacore-bridge demo: %d fixtures and %d venues, signed URLs valid for %s\n", len(fixtures), len(venues), o.grantTTL)
 	fmt.Fprintf(out, "  emulator access API  %s\n", emu.APIURL())
 	fmt.Fprintf(out, "  NATS                 %s   (try: nats sub '%s.>' -s %s)\n", ns.ClientURL(), cfg.SubjectPrefix, ns.ClientURL())
-	if b.httpAddr != nil {
-		base := "http://" + b.httpAddr.String()
+	if b.Addr() != nil {
+		base := "http://" + b.Addr().String()
 		fmt.Fprintf(out, "  bridge HTTP          %s/v1/subscriptions  %s/metrics  %s/readyz\n", base, base, base)
 		fmt.Fprintf(out, "                       admin token %q: curl -X PUT -H 'Authorization: Bearer demo' %s/v1/fixtures/sr:match:1234\n", cfg.AdminToken, base)
 	}
@@ -179,7 +180,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 			return nil
 		case <-tick.C:
 			fmt.Fprintf(out, "[%5s] %s\n", time.Since(started).Round(time.Second), w.summary(m))
-			fmt.Fprintf(out, "        %s\n", streamsLine(b.sup.Streams()))
+			fmt.Fprintf(out, "        %s\n", streamsLine(b.Supervisor().Streams()))
 			if subj, payload, ok := w.sample(); ok && !shownSample {
 				shownSample = true
 				fmt.Fprintf(out, "        sample: %s %s\n", subj, truncate(payload, 160))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
@@ -42,7 +43,7 @@ type env struct {
 	nsOp *server.Options
 	cfg  *config.Config
 	m    *metrics.Metrics
-	b    *bridge
+	b    *bridge.Bridge
 	logs *logtest.Buffer
 }
 
@@ -51,7 +52,7 @@ type envOptions struct {
 	jetStream bool
 	// configure changes the bridge's configuration before it starts.
 	configure func(*config.Config)
-	extras    bridgeExtras
+	extras    bridge.Options
 	// nats changes the embedded NATS server's options before it starts.
 	nats func(*server.Options)
 }
@@ -99,14 +100,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(e.logs, testLogWriter()), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.m = metrics.New()
 	x := o.extras
-	x.metrics = e.m
-	if x.minBackoff == 0 {
-		x.minBackoff = 50 * time.Millisecond
+	x.Metrics = e.m
+	if x.MinBackoff == 0 {
+		x.MinBackoff = 50 * time.Millisecond
 	}
-	if x.maxBackoff == 0 {
-		x.maxBackoff = time.Second
+	if x.MaxBackoff == 0 {
+		x.MaxBackoff = time.Second
 	}
-	b, err := start(context.Background(), cfg, log, x)
+	b, err := bridge.Start(context.Background(), cfg, log, x)
 	if err != nil {
 		t.Fatalf("start bridge: %v", err)
 	}
@@ -115,7 +116,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Cleanup(func() {
 		if !stopped {
 			stopped = true
-			if err := b.shutdown(); err != nil {
+			if err := b.Shutdown(context.Background()); err != nil {
 				t.Errorf("shutdown: %v", err)
 			}
 		}
@@ -153,7 +154,7 @@ func (e *env) assertNoSecretsInLogs() {
 }
 
 // httpURL is the bridge's HTTP API base.
-func (e *env) httpURL() string { return "http://" + e.b.httpAddr.String() }
+func (e *env) httpURL() string { return "http://" + e.b.Addr().String() }
 
 // do sends an HTTP request to the bridge and returns the status and body.
 func (e *env) do(method, path, token string) (int, string) {

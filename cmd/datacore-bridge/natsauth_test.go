@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 	"github.com/datacore-bridge/datacore-bridge/sim"
@@ -75,7 +76,7 @@ func TestNATSAuth(t *testing.T) {
 			if !strings.Contains(body, `"ready"`) {
 				t.Fatalf("/readyz body %s", body)
 			}
-			if nb.b.nc.ConnectedUrl() == "" {
+			if nb.b.NATS().ConnectedUrl() == "" {
 				t.Fatal("bridge not connected to NATS")
 			}
 			if err := nb.shutdown(); err != nil {
@@ -107,11 +108,11 @@ func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
 	})
 	t.Logf("/readyz: %s", body)
 	// nats.go counts an attempt once it reached the server; each was refused.
-	waitNATSAuth(t, "a refused reconnect attempt", func() bool { return nb.b.nc.Stats().Reconnects >= 1 })
+	waitNATSAuth(t, "a refused reconnect attempt", func() bool { return nb.b.NATS().Stats().Reconnects >= 1 })
 	if code, _ := nb.get(t, "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz answered %d, want 200 while NATS refuses the credentials", code)
 	}
-	if nb.b.nc.IsClosed() {
+	if nb.b.NATS().IsClosed() {
 		t.Fatal("the NATS connection gave up")
 	}
 
@@ -134,7 +135,7 @@ func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
 
 // natsAuthBridge is a bridge started by startNATSAuthBridge.
 type natsAuthBridge struct {
-	b    *bridge
+	b    *bridge.Bridge
 	logs *logtest.Buffer
 	base string
 
@@ -166,18 +167,18 @@ func startNATSAuthBridge(t *testing.T, ns *server.Server, auth func(*config.Conf
 	}
 	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	b, err := start(ctx, cfg, log, bridgeExtras{})
+	b, err := bridge.Start(ctx, cfg, log, bridge.Options{})
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	nb := &natsAuthBridge{b: b, logs: logs, base: "http://" + b.httpAddr.String()}
+	nb := &natsAuthBridge{b: b, logs: logs, base: "http://" + b.Addr().String()}
 	t.Cleanup(func() { _ = nb.shutdown() })
 	return nb
 }
 
 // shutdown shuts the bridge down once and returns what b.shutdown returned.
 func (nb *natsAuthBridge) shutdown() error {
-	nb.once.Do(func() { nb.stopErr = nb.b.shutdown() })
+	nb.once.Do(func() { nb.stopErr = nb.b.Shutdown(context.Background()) })
 	return nb.stopErr
 }
 
