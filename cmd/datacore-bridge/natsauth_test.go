@@ -16,6 +16,7 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -218,31 +219,18 @@ func (nb *natsAuthBridge) assertNoSecrets(t *testing.T, secrets ...string) {
 // mod has set its authentication.
 func runNATSAuthServer(t *testing.T, mod func(*server.Options)) *server.Server {
 	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
-	mod(opts)
-	ns, err := server.NewServer(opts)
+	opts := testbed.NATSOptions(false)
+	mod(&opts)
+	ns, err := testbed.StartNATS(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	return ns
+	t.Cleanup(ns.Close)
+	return ns.Server
 }
 
 // waitNATSAuth waits until cond holds, failing the test after 15 s.
 func waitNATSAuth(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testbed.WaitFor(t, 15*time.Second, what, cond)
 }

@@ -1,4 +1,4 @@
-package bridge
+package bridge_test
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -37,21 +37,17 @@ func TestShutdownCancelsOAuthTokenRequest(t *testing.T) {
 	}))
 	t.Cleanup(tokenSrv.Close)
 
-	emu, err := sim.Start(context.Background(), sim.Options{CredentialID: "oauth-id", CredentialSecret: "oauth-secret",
+	emu, err := testbed.StartEmulator(context.Background(), sim.Options{CredentialID: "oauth-id", CredentialSecret: "oauth-secret",
 		Fixtures: []string{"sr:match:1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = emu.Close() })
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	ns, err := testbed.StartNATS(testbed.NATSOptions(false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
+	t.Cleanup(ns.Close)
 
 	cfg := config.Defaults()
 	cfg.APIURL = emu.APIURL()
@@ -63,7 +59,7 @@ func TestShutdownCancelsOAuthTokenRequest(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), Options{})
+	b, err := bridge.Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), bridge.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

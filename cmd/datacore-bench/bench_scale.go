@@ -18,6 +18,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -80,7 +81,7 @@ func startScaleEmulator(ctx context.Context, n int, inProcess bool) (*scaleEmula
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "bench", "-emulator-child", strconv.Itoa(n))
+	cmd := exec.Command(exe, "-emulator-child", strconv.Itoa(n))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -113,7 +114,7 @@ func startScaleEmulator(ctx context.Context, n int, inProcess bool) (*scaleEmula
 		return nil, errors.New("emulator process: no api line")
 	case <-time.After(20 * time.Second):
 		e.close()
-		return nil, fmt.Errorf("emulator process: %w", errBenchTimeout)
+		return nil, fmt.Errorf("emulator process: %w", testbed.ErrTimeout)
 	case <-ctx.Done():
 		e.close()
 		return nil, ctx.Err()
@@ -191,7 +192,7 @@ func benchScale(ctx context.Context, o benchOpts, n int, log *slog.Logger) (scal
 	if err != nil {
 		return p, err
 	}
-	defer ns.close()
+	defer ns.Close()
 	b, err := startBenchBridge(ctx, benchBridge{apiURL: emu.apiURL, natsURL: ns.ClientURL(), qos: 1}, log)
 	if err != nil {
 		return p, err
@@ -226,7 +227,7 @@ func benchScale(ctx context.Context, o benchOpts, n int, log *slog.Logger) (scal
 		}
 		return c == n
 	}
-	if err := waitUntil(ctx, o.scaleConnect, fmt.Sprintf("%d streams connected", n), connected); err != nil {
+	if err := testbed.Until(ctx, o.scaleConnect, fmt.Sprintf("%d streams connected", n), connected); err != nil {
 		return p, err
 	}
 	p.ConnectSeconds = time.Since(started).Seconds()

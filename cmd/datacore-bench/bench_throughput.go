@@ -102,7 +102,7 @@ func benchBridgeFlood(ctx context.Context, o benchOpts, qos int, js bool, log *s
 	if err != nil {
 		return p, err
 	}
-	defer ns.close()
+	defer ns.Close()
 	b, err := startBenchBridge(ctx, benchBridge{
 		apiURL: emu.APIURL(), natsURL: ns.ClientURL(), fixtures: []string{benchFixture}, qos: qos, jetStream: js,
 	}, log)
@@ -161,7 +161,7 @@ func benchNATSPublish(ctx context.Context, o benchOpts, js bool) (tputPoint, err
 	if err != nil {
 		return p, err
 	}
-	defer ns.close()
+	defer ns.Close()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		return p, err
