@@ -12,6 +12,8 @@ RUN go mod download
 COPY . .
 ARG TARGETOS
 ARG TARGETARCH
+# Only the daemon: the demo, the benchmark and the emulator are separate
+# commands (cmd/datacore-demo, cmd/datacore-bench, cmd/datacore-sim).
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
     go build -trimpath -ldflags="-s -w" -o /out/datacore-bridge ./cmd/datacore-bridge
 

@@ -21,6 +21,7 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 	"github.com/datacore-bridge/datacore-bridge/sink"
@@ -169,7 +170,7 @@ func TestBadCredentialsFailVisibly(t *testing.T) {
 			c.Fixtures = []string{"sr:match:20"}
 			c.CredentialSecret = "wrong-" + testCredSecret
 		},
-		extras: bridgeExtras{failedRetry: 100 * time.Millisecond},
+		extras: bridge.Options{FailedRetry: 100 * time.Millisecond},
 	})
 	var info fixtures.StreamInfo
 	waitFor(t, 10*time.Second, "the stream to fail and retry", func() bool {
@@ -391,7 +392,7 @@ func TestNATSAwayAtStartAndAtShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &logtest.Buffer{}
-	b, err := start(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)), bridgeExtras{})
+	b, err := bridge.Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)), bridge.Options{})
 	if err != nil {
 		t.Fatalf("start without NATS: %v", err)
 	}
@@ -419,7 +420,7 @@ func TestNATSAwayAtStartAndAtShutdown(t *testing.T) {
 	began := time.Now()
 	// Messages the feed sent while NATS was away cannot be acknowledged:
 	// the shutdown abandons them and says so (exit 1); nothing else fails.
-	if err := b.shutdown(); err != nil && !errors.Is(err, sink.ErrAbandoned) {
+	if err := b.Shutdown(context.Background()); err != nil && !errors.Is(err, sink.ErrAbandoned) {
 		t.Errorf("shutdown with NATS away: %v", err)
 	}
 	// Abandoned JetStream publishes may hold it up to the shutdown

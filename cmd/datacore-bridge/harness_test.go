@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -20,7 +18,9 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 	"github.com/datacore-bridge/datacore-bridge/sink"
@@ -38,11 +38,12 @@ const (
 type env struct {
 	t    *testing.T
 	emu  *sim.Server
+	nats *testbed.NATS
 	ns   *server.Server
 	nsOp *server.Options
 	cfg  *config.Config
 	m    *metrics.Metrics
-	b    *bridge
+	b    *bridge.Bridge
 	logs *logtest.Buffer
 }
 
@@ -51,73 +52,56 @@ type envOptions struct {
 	jetStream bool
 	// configure changes the bridge's configuration before it starts.
 	configure func(*config.Config)
-	extras    bridgeExtras
+	extras    bridge.Options
 	// nats changes the embedded NATS server's options before it starts.
 	nats func(*server.Options)
 }
 
-// newEnv starts the emulator, NATS and the bridge, and stops them when the test ends.
+// newEnv starts the emulator, NATS and the bridge (internal/testbed), and
+// stops them when the test ends.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, logs: &logtest.Buffer{}}
 	if o.sim.CredentialID == "" {
 		o.sim.CredentialID, o.sim.CredentialSecret = testCredID, testCredSecret
 	}
-	emu, err := sim.Start(context.Background(), o.sim)
-	if err != nil {
-		t.Fatalf("start emulator: %v", err)
-	}
-	t.Cleanup(func() { _ = emu.Close() })
-	e.emu = emu
-
-	e.nsOp = &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: o.jetStream, StoreDir: t.TempDir()}
-	if o.nats != nil {
-		o.nats(e.nsOp)
-	}
-	e.startNATS()
-	t.Cleanup(func() { e.ns.Shutdown() })
-
-	cfg := config.Defaults()
-	cfg.APIURL = emu.APIURL()
-	cfg.CredentialID, cfg.CredentialSecret = testCredID, testCredSecret
-	cfg.NATSURLs = []string{e.ns.ClientURL()}
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.AdminToken = testAdminToken
-	cfg.LogLevel = "debug"
-	cfg.JetStream = o.jetStream
-	if o.jetStream {
-		cfg.Stream = "DATACORE"
-	}
-	if o.configure != nil {
-		o.configure(cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	e.cfg = cfg
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(e.logs, testLogWriter()), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.m = metrics.New()
 	x := o.extras
-	x.metrics = e.m
-	if x.minBackoff == 0 {
-		x.minBackoff = 50 * time.Millisecond
+	x.Metrics = e.m
+	if x.MinBackoff == 0 {
+		x.MinBackoff = 50 * time.Millisecond
 	}
-	if x.maxBackoff == 0 {
-		x.maxBackoff = time.Second
+	if x.MaxBackoff == 0 {
+		x.MaxBackoff = time.Second
 	}
-	b, err := start(context.Background(), cfg, log, x)
-	if err != nil {
-		t.Fatalf("start bridge: %v", err)
-	}
-	e.b = b
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stopped = true
-			if err := b.shutdown(); err != nil {
-				t.Errorf("shutdown: %v", err)
+	bed, err := testbed.Start(t.Context(), testbed.Options{
+		Sim:       o.sim,
+		JetStream: o.jetStream,
+		NATS: func(so *server.Options) {
+			so.StoreDir = t.TempDir()
+			if o.nats != nil {
+				o.nats(so)
 			}
+		},
+		Configure: func(cfg *config.Config) {
+			cfg.AdminToken = testAdminToken
+			cfg.LogLevel = "debug"
+			if o.configure != nil {
+				o.configure(cfg)
+			}
+		},
+		Bridge: x,
+		Logger: log,
+	})
+	if err != nil {
+		t.Fatalf("start the test bed: %v", err)
+	}
+	e.emu, e.nats, e.cfg, e.b = bed.Emulator, bed.NATS, bed.Config, bed.Bridge
+	e.ns, e.nsOp = bed.NATS.Server, &bed.NATS.Options
+	t.Cleanup(func() {
+		if err := bed.Close(); err != nil {
+			t.Errorf("shutdown: %v", err)
 		}
 		e.assertNoSecretsInLogs()
 	})
@@ -127,16 +111,16 @@ func newEnv(t *testing.T, o envOptions) *env {
 // startNATS (re)starts the embedded NATS server on the same port and store.
 func (e *env) startNATS() {
 	e.t.Helper()
-	ns, err := server.NewServer(e.nsOp)
-	if err != nil {
-		e.t.Fatalf("nats server: %v", err)
+	if e.nats == nil {
+		n, err := testbed.StartNATS(*e.nsOp)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.nats = n
+	} else if err := e.nats.Restart(); err != nil {
+		e.t.Fatal(err)
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		e.t.Fatal("nats server did not start")
-	}
-	e.ns = ns
-	e.nsOp.Port = ns.Addr().(*net.TCPAddr).Port
+	e.ns, e.nsOp = e.nats.Server, &e.nats.Options
 }
 
 // assertNoSecretsInLogs fails the test when a secret or a signed URL's query
@@ -153,7 +137,7 @@ func (e *env) assertNoSecretsInLogs() {
 }
 
 // httpURL is the bridge's HTTP API base.
-func (e *env) httpURL() string { return "http://" + e.b.httpAddr.String() }
+func (e *env) httpURL() string { return "http://" + e.b.Addr().String() }
 
 // do sends an HTTP request to the bridge and returns the status and body.
 func (e *env) do(method, path, token string) (int, string) {
@@ -376,19 +360,10 @@ func (c *collector) subjects() []string {
 	return out
 }
 
-// waitFor waits until cond holds, failing the test after timeout. It checks
-// cond every few milliseconds: a condition with a deadline, not a sleep.
+// waitFor waits until cond holds, failing the test after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	testbed.WaitFor(t, timeout, what, cond)
 }
 
 // subjectOf is the subject the bridge uses for a stream's scope.

@@ -1,8 +1,9 @@
 // Command datacore-bridge follows Datacore fixtures and venues and republishes
-// every message to NATS.
+// every message to NATS. It is a thin main over internal/bridge, the
+// composition root; the demo and the benchmark are cmd/datacore-demo and
+// cmd/datacore-bench.
 //
 //	datacore-bridge              run the bridge, configured by DATACORE_* variables
-//	datacore-bridge demo         run the emulator, an embedded NATS server and the bridge
 //	datacore-bridge healthcheck  exit 0 when the local bridge answers /healthz
 //	datacore-bridge -h           list every variable with its default
 package main
@@ -26,10 +27,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveCommand(ctx, force, stdout, stderr)
 	}
 	switch args[0] {
-	case "demo":
-		return demoCommand(ctx, args[1:], stdout, stderr)
-	case "bench":
-		return benchCommand(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheckCommand(ctx, args[1:], stderr)
 	case "-h", "-help", "--help", "help":

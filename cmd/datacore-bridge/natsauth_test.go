@@ -13,8 +13,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -75,7 +77,7 @@ func TestNATSAuth(t *testing.T) {
 			if !strings.Contains(body, `"ready"`) {
 				t.Fatalf("/readyz body %s", body)
 			}
-			if nb.b.nc.ConnectedUrl() == "" {
+			if nb.b.NATS().ConnectedUrl() == "" {
 				t.Fatal("bridge not connected to NATS")
 			}
 			if err := nb.shutdown(); err != nil {
@@ -107,11 +109,11 @@ func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
 	})
 	t.Logf("/readyz: %s", body)
 	// nats.go counts an attempt once it reached the server; each was refused.
-	waitNATSAuth(t, "a refused reconnect attempt", func() bool { return nb.b.nc.Stats().Reconnects >= 1 })
+	waitNATSAuth(t, "a refused reconnect attempt", func() bool { return nb.b.NATS().Stats().Reconnects >= 1 })
 	if code, _ := nb.get(t, "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz answered %d, want 200 while NATS refuses the credentials", code)
 	}
-	if nb.b.nc.IsClosed() {
+	if nb.b.NATS().IsClosed() {
 		t.Fatal("the NATS connection gave up")
 	}
 
@@ -134,7 +136,7 @@ func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
 
 // natsAuthBridge is a bridge started by startNATSAuthBridge.
 type natsAuthBridge struct {
-	b    *bridge
+	b    *bridge.Bridge
 	logs *logtest.Buffer
 	base string
 
@@ -166,18 +168,18 @@ func startNATSAuthBridge(t *testing.T, ns *server.Server, auth func(*config.Conf
 	}
 	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	b, err := start(ctx, cfg, log, bridgeExtras{})
+	b, err := bridge.Start(ctx, cfg, log, bridge.Options{})
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	nb := &natsAuthBridge{b: b, logs: logs, base: "http://" + b.httpAddr.String()}
+	nb := &natsAuthBridge{b: b, logs: logs, base: "http://" + b.Addr().String()}
 	t.Cleanup(func() { _ = nb.shutdown() })
 	return nb
 }
 
 // shutdown shuts the bridge down once and returns what b.shutdown returned.
 func (nb *natsAuthBridge) shutdown() error {
-	nb.once.Do(func() { nb.stopErr = nb.b.shutdown() })
+	nb.once.Do(func() { nb.stopErr = nb.b.Shutdown(context.Background()) })
 	return nb.stopErr
 }
 
@@ -217,31 +219,18 @@ func (nb *natsAuthBridge) assertNoSecrets(t *testing.T, secrets ...string) {
 // mod has set its authentication.
 func runNATSAuthServer(t *testing.T, mod func(*server.Options)) *server.Server {
 	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
-	mod(opts)
-	ns, err := server.NewServer(opts)
+	opts := testbed.NATSOptions(false)
+	mod(&opts)
+	ns, err := testbed.StartNATS(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	return ns
+	t.Cleanup(ns.Close)
+	return ns.Server
 }
 
 // waitNATSAuth waits until cond holds, failing the test after 15 s.
 func waitNATSAuth(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testbed.WaitFor(t, 15*time.Second, what, cond)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
@@ -56,8 +57,8 @@ func TestCoreColdStartWithoutNATS(t *testing.T) {
 	}
 	logs := &logtest.Buffer{}
 	m := metrics.New()
-	b, err := start(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		bridgeExtras{metrics: m, minBackoff: 50 * time.Millisecond, maxBackoff: time.Second})
+	b, err := bridge.Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		bridge.Options{Metrics: m, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
 	if err != nil {
 		t.Fatalf("start without NATS: %v", err)
 	}
@@ -65,12 +66,12 @@ func TestCoreColdStartWithoutNATS(t *testing.T) {
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
-			_ = b.shutdown()
+			_ = b.Shutdown(context.Background())
 		}
 	})
-	core, ok := b.pub.(*sink.Core)
+	core, ok := b.Publisher().(*sink.Core)
 	if !ok {
-		t.Fatalf("publisher is %T, want *sink.Core", b.pub)
+		t.Fatalf("publisher is %T, want *sink.Core", b.Publisher())
 	}
 
 	// The bridge receives while NATS is away: its publisher waits.
@@ -100,7 +101,7 @@ func TestCoreColdStartWithoutNATS(t *testing.T) {
 
 	// Stop: everything received is settled by then.
 	stopped = true
-	if err := b.shutdown(); err != nil {
+	if err := b.Shutdown(context.Background()); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
 	received := counterSum(t, m, "datacore_messages_received_total")

@@ -33,9 +33,9 @@ func TestJetStreamWithoutStreamIsNotReady(t *testing.T) {
 			c.Stream = ""
 		},
 	})
-	jp, ok := e.b.pub.(*sink.JetStream)
+	jp, ok := e.b.Publisher().(*sink.JetStream)
 	if !ok {
-		t.Fatalf("publisher is %T, want *sink.JetStream", e.b.pub)
+		t.Fatalf("publisher is %T, want *sink.JetStream", e.b.Publisher())
 	}
 	var body string
 	waitFor(t, 30*time.Second, "/readyz to report the missing stream", func() bool {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -31,7 +32,7 @@ func TestStoppedStreamLeavesNoSession(t *testing.T) {
 		{
 			name: "shutdown",
 			stop: func(t *testing.T, e *env, _ string) {
-				if err := e.b.shutdown(); err != nil {
+				if err := e.b.Shutdown(context.Background()); err != nil {
 					t.Fatalf("shutdown: %v", err)
 				}
 			},

@@ -187,10 +187,10 @@ func soak(t *testing.T, jetStream bool) soakResult {
 
 	// Stop following, so that the counters settle, then count.
 	for _, id := range fixtureIDs {
-		e.b.sup.Unfollow(access.Fixture, id)
+		e.b.Supervisor().Unfollow(access.Fixture, id)
 	}
 	for _, id := range venueIDs {
-		e.b.sup.Unfollow(access.Venue, id)
+		e.b.Supervisor().Unfollow(access.Venue, id)
 	}
 	// A stream stopped for good ends its persistent session, reading what
 	// still arrives meanwhile: count once no connection is left.

@@ -12,10 +12,12 @@ func usage(w io.Writer) {
 
 Usage:
   datacore-bridge              run the bridge, configured by the variables below
-  datacore-bridge demo [-h]    run the local Datacore emulator, an embedded NATS server and the bridge
-  datacore-bridge bench [-h]   measure throughput, latency, idle-stream cost and rotation with the emulator and an embedded NATS server
   datacore-bridge healthcheck  exit 0 when the bridge on this host answers /healthz (for container HEALTHCHECK)
   datacore-bridge -h           this help
+
+The local emulator demo and the benchmark are separate commands:
+  go run ./cmd/datacore-demo -h
+  go run ./cmd/datacore-bench -h
 
 Environment variables:
 `)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 	"github.com/datacore-bridge/datacore-bridge/sink"
 )
@@ -122,7 +123,7 @@ func runRotation(ctx context.Context, o benchOpts, log *slog.Logger) (rotPoint, 
 	if err != nil {
 		return p, err
 	}
-	defer ns.close()
+	defer ns.Close()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		return p, err
@@ -141,11 +142,11 @@ func runRotation(ctx context.Context, o benchOpts, log *slog.Logger) (rotPoint, 
 	if err != nil {
 		return p, err
 	}
-	defer func() { _ = b.shutdown() }()
+	defer func() { _ = b.Shutdown(context.Background()) }()
 
-	rotations := func() float64 { return counterValue(b.m.Rotations.WithLabelValues("ok")) }
+	rotations := func() float64 { return testbed.CounterSum(b.Metrics().Rotations.WithLabelValues("ok")) }
 	limit := time.Duration(o.rotations+2)*o.rotTTL + 20*time.Second
-	if err := waitUntil(ctx, limit, fmt.Sprintf("%d rotations", o.rotations), func() bool {
+	if err := testbed.Until(ctx, limit, fmt.Sprintf("%d rotations", o.rotations), func() bool {
 		return rotations() >= float64(o.rotations)
 	}); err != nil {
 		return p, err
@@ -159,7 +160,7 @@ func runRotation(ctx context.Context, o benchOpts, log *slog.Logger) (rotPoint, 
 	for _, sc := range benchScopes {
 		want[sink.KindFromScope(sc)] = emu.LastSeq("fixture", benchFixture, sc)
 	}
-	if err := waitUntil(ctx, 10*time.Second, "the last messages", func() bool { return w.reached(want) }); err != nil {
+	if err := testbed.Until(ctx, 10*time.Second, "the last messages", func() bool { return w.reached(want) }); err != nil {
 		// Report what is missing rather than fail.
 		log.Warn("rotation: not every message arrived", "err", err)
 	}
@@ -167,7 +168,7 @@ func runRotation(ctx context.Context, o benchOpts, log *slog.Logger) (rotPoint, 
 	p.Rotations = rotations()
 	p.Messages, p.Lost, p.Duplicated = float64(msgs), float64(lost), float64(dup)
 	p.MaxGap = float64(gap) / float64(time.Millisecond)
-	p.Suppressed = vecSum(b.m.Duplicates)
+	p.Suppressed = testbed.CounterSum(b.Metrics().Duplicates)
 	p.EmulatorDrops = float64(emu.Stats().Dropped)
 	return p, nil
 }

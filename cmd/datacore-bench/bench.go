@@ -1,3 +1,9 @@
+// Command datacore-bench runs the local Datacore emulator, an embedded NATS
+// server and the bridge in this process and reports throughput, CPU per
+// message, latency, the cost of idle streams and message loss across URL
+// rotations.
+//
+//	go run ./cmd/datacore-bench [-quick] [-json] [-only sections] [-h]
 package main
 
 import (
@@ -15,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 )
 
 // benchOpts are the benchmark's knobs; -quick shrinks them.
@@ -88,7 +96,7 @@ func quickBenchOpts() benchOpts {
 // benchCommand runs the emulator, an embedded NATS server and the bridge in
 // this process and prints what they achieve.
 func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("datacore-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		runs       = fs.Int("runs", 3, "runs of every benchmark; the report shows medians")
@@ -102,7 +110,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		child      = fs.Int("emulator-child", 0, "internal: run the scale benchmark's emulator for this many fixtures")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: datacore-bridge bench [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge in this\nprocess and reports throughput, CPU per message, latency, the cost of idle\nstreams and message loss across URL rotations, as medians of several runs.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: datacore-bench [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge in this\nprocess and reports throughput, CPU per message, latency, the cost of idle\nstreams and message loss across URL rotations, as medians of several runs.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -152,7 +160,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		o.paths[s] = true
 	}
-	log, err := newLogger(*logLevel, "text", stderr)
+	log, err := bridge.NewLogger(*logLevel, "text", stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "-log-level:", err)
 		return 2
@@ -175,7 +183,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}
-	rep.Command = "datacore-bridge bench " + strings.Join(args, " ")
+	rep.Command = strings.TrimSpace("datacore-bench " + strings.Join(args, " "))
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -428,7 +436,7 @@ func compare(points []tputPoint) []comparison {
 
 // print writes the report as tables.
 func (r *benchReport) print(w io.Writer) {
-	fmt.Fprintf(w, "datacore-bridge bench: medians of %d run(s)\n", r.Runs)
+	fmt.Fprintf(w, "datacore-bench: medians of %d run(s)\n", r.Runs)
 	fmt.Fprintf(w, "machine: %d CPUs, %s, %s %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OS)
 	fmt.Fprintf(w, "note: %s\n", r.Note)
 	if len(r.Throughput) > 0 {

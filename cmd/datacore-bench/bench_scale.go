@@ -18,6 +18,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -80,7 +81,7 @@ func startScaleEmulator(ctx context.Context, n int, inProcess bool) (*scaleEmula
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "bench", "-emulator-child", strconv.Itoa(n))
+	cmd := exec.Command(exe, "-emulator-child", strconv.Itoa(n))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -113,7 +114,7 @@ func startScaleEmulator(ctx context.Context, n int, inProcess bool) (*scaleEmula
 		return nil, errors.New("emulator process: no api line")
 	case <-time.After(20 * time.Second):
 		e.close()
-		return nil, fmt.Errorf("emulator process: %w", errBenchTimeout)
+		return nil, fmt.Errorf("emulator process: %w", testbed.ErrTimeout)
 	case <-ctx.Done():
 		e.close()
 		return nil, ctx.Err()
@@ -191,12 +192,12 @@ func benchScale(ctx context.Context, o benchOpts, n int, log *slog.Logger) (scal
 	if err != nil {
 		return p, err
 	}
-	defer ns.close()
+	defer ns.Close()
 	b, err := startBenchBridge(ctx, benchBridge{apiURL: emu.apiURL, natsURL: ns.ClientURL(), qos: 1}, log)
 	if err != nil {
 		return p, err
 	}
-	defer func() { _ = b.shutdown() }()
+	defer func() { _ = b.Shutdown(context.Background()) }()
 
 	// Baseline: the bridge and NATS with nothing to follow, and the memory
 	// earlier benchmarks left behind handed back to the OS.
@@ -213,20 +214,20 @@ func benchScale(ctx context.Context, o benchOpts, n int, log *slog.Logger) (scal
 
 	started := time.Now()
 	for _, id := range scaleFixtures(n) {
-		if _, err := b.sup.Follow(access.Fixture, id); err != nil {
+		if _, err := b.Supervisor().Follow(access.Fixture, id); err != nil {
 			return p, err
 		}
 	}
 	connected := func() bool {
 		c := 0
-		for _, si := range b.sup.Streams() {
+		for _, si := range b.Supervisor().Streams() {
 			if si.State == fixtures.StateConnected {
 				c++
 			}
 		}
 		return c == n
 	}
-	if err := waitUntil(ctx, o.scaleConnect, fmt.Sprintf("%d streams connected", n), connected); err != nil {
+	if err := testbed.Until(ctx, o.scaleConnect, fmt.Sprintf("%d streams connected", n), connected); err != nil {
 		return p, err
 	}
 	p.ConnectSeconds = time.Since(started).Seconds()
@@ -234,13 +235,13 @@ func benchScale(ctx context.Context, o benchOpts, n int, log *slog.Logger) (scal
 	if !sleepCtx(ctx, 500*time.Millisecond) {
 		return p, ctx.Err()
 	}
-	n0, c1, t1 := b.published(), cpuTime(), time.Now()
+	n0, c1, t1 := b.Published(), cpuTime(), time.Now()
 	if !sleepCtx(ctx, o.scaleWindow) {
 		return p, ctx.Err()
 	}
 	wall := time.Since(t1)
 	cpu := float64(cpuTime()-c1) / float64(wall)
-	p.MsgPerSec = float64(b.published()-n0) / wall.Seconds()
+	p.MsgPerSec = float64(b.Published()-n0) / wall.Seconds()
 	rss := rssBytes("self")
 	runtime.GC()
 	heap := liveHeap()

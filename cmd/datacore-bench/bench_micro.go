@@ -2,7 +2,8 @@ package main
 
 import (
 	"context"
-	"runtime"
+	"flag"
+	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,30 +19,26 @@ type microPoint struct {
 	AllocsPerOp float64 `json:"allocsPerOp"`
 }
 
-// microBench runs f(n) with growing n until one run lasts d, and reports the
-// last run per operation. Allocations are the process's during the run
-// (nothing else runs meanwhile).
-func microBench(name string, d time.Duration, f func(n int)) microPoint {
-	n := 100
-	for {
-		runtime.GC()
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		t0 := time.Now()
-		f(n)
-		el := time.Since(t0)
-		runtime.ReadMemStats(&m1)
-		if el >= d || n >= 1<<30 {
-			return microPoint{
-				Name:        name,
-				NsPerOp:     float64(el.Nanoseconds()) / float64(n),
-				BytesPerOp:  float64(m1.TotalAlloc-m0.TotalAlloc) / float64(n),
-				AllocsPerOp: float64(m1.Mallocs-m0.Mallocs) / float64(n),
-			}
-		}
-		next := int(float64(n) * 1.2 * float64(d) / float64(max(el, time.Microsecond)))
-		n = min(max(next, n+1), 100*n)
+// microBench runs f with testing.Benchmark for about d and reports its
+// time and allocations per operation.
+func microBench(name string, d time.Duration, f func(b *testing.B)) microPoint {
+	setBenchTime(d)
+	r := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		f(b)
+	})
+	p := microPoint{Name: name, BytesPerOp: float64(r.AllocedBytesPerOp()), AllocsPerOp: float64(r.AllocsPerOp())}
+	if r.N > 0 {
+		p.NsPerOp = float64(r.T.Nanoseconds()) / float64(r.N)
 	}
+	return p
+}
+
+// setBenchTime sets how long testing.Benchmark runs a benchmark: its
+// -test.benchtime flag, registered by testing.Init outside a test binary.
+func setBenchTime(d time.Duration) {
+	testing.Init()
+	_ = flag.Set("test.benchtime", d.String())
 }
 
 // runMicro measures the steps of the per-message path that are ours and
@@ -55,15 +52,15 @@ func runMicro(ctx context.Context, o benchOpts) ([]microPoint, error) {
 	now := time.Now()
 	var out []microPoint
 	var sinkMsg *nats.Msg
-	out = append(out, microBench("sink.Route.Msg (subject + headers)", o.microDur, func(n int) {
-		for range n {
+	out = append(out, microBench("sink.Route.Msg (subject + headers)", o.microDur, func(b *testing.B) {
+		for b.Loop() {
 			sinkMsg = r.Msg(payload, now)
 		}
 	}))
 	_ = sinkMsg
 	var id string
-	out = append(out, microBench("sink.MsgID (Nats-Msg-Id, JetStream)", o.microDur, func(n int) {
-		for range n {
+	out = append(out, microBench("sink.MsgID (Nats-Msg-Id, JetStream)", o.microDur, func(b *testing.B) {
+		for b.Loop() {
 			id = sink.MsgID(r.Subject, payload)
 		}
 	}))
@@ -73,7 +70,7 @@ func runMicro(ctx context.Context, o benchOpts) ([]microPoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer ns.close()
+	defer ns.Close()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		return nil, err
@@ -83,8 +80,8 @@ func runMicro(ctx context.Context, o benchOpts) ([]microPoint, error) {
 	defer core.Close()
 	done := func(error) {}
 	var perr error
-	out = append(out, microBench("Route.Msg + sink.Core.Publish (embedded NATS)", o.microDur, func(n int) {
-		for range n {
+	out = append(out, microBench("Route.Msg + sink.Core.Publish (embedded NATS)", o.microDur, func(b *testing.B) {
+		for b.Loop() {
 			if err := core.Publish(ctx, r.Msg(payload, now), done); err != nil {
 				perr = err
 				return

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
@@ -14,13 +12,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
-	"github.com/datacore-bridge/datacore-bridge/sink"
 )
 
 // The emulator's credentials in every benchmark.
@@ -34,13 +31,10 @@ const benchFixture = "sr:match:60000001"
 // bridge does not subscribe to.
 var benchScopes = config.Defaults().FixtureScopes
 
-// errBenchTimeout is returned when a benchmark waits in vain for its setup.
-var errBenchTimeout = errors.New("timed out")
-
 // startBenchSim starts the emulator for fixtures with feed and grants valid
 // for ttl (0: an hour).
 func startBenchSim(ctx context.Context, fixtures []string, feed sim.Feed, ttl time.Duration) (*sim.Server, error) {
-	s, err := sim.Start(ctx, sim.Options{
+	return testbed.StartEmulator(ctx, sim.Options{
 		CredentialID:     benchCredID,
 		CredentialSecret: benchCredSecret,
 		Fixtures:         fixtures,
@@ -48,54 +42,12 @@ func startBenchSim(ctx context.Context, fixtures []string, feed sim.Feed, ttl ti
 		GrantTTL:         ttl,
 		Feed:             feed,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("emulator: %w", err)
-	}
-	return s, nil
-}
-
-// benchNATS is an embedded NATS server with its store directory.
-type benchNATS struct {
-	*server.Server
-	dir string
 }
 
 // startBenchNATS starts an embedded NATS server on a random port, with
 // JetStream in a temporary directory when jetStream is set.
-func startBenchNATS(jetStream bool) (*benchNATS, error) {
-	n := &benchNATS{}
-	if jetStream {
-		dir, err := os.MkdirTemp("", "datacore-bench-js-")
-		if err != nil {
-			return nil, err
-		}
-		n.dir = dir
-	}
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		JetStream: jetStream, StoreDir: n.dir,
-	})
-	if err != nil {
-		n.close()
-		return nil, fmt.Errorf("nats server: %w", err)
-	}
-	n.Server = ns
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		n.close()
-		return nil, fmt.Errorf("nats server: not ready: %w", errBenchTimeout)
-	}
-	return n, nil
-}
-
-func (n *benchNATS) close() {
-	if n.Server != nil {
-		n.Shutdown()
-		n.WaitForShutdown()
-	}
-	if n.dir != "" {
-		_ = os.RemoveAll(n.dir)
-	}
+func startBenchNATS(jetStream bool) (*testbed.NATS, error) {
+	return testbed.StartNATS(testbed.NATSOptions(jetStream))
 }
 
 // benchBridge describes the bridge a benchmark runs.
@@ -108,32 +60,16 @@ type benchBridge struct {
 
 // startBenchBridge starts the bridge as serve would, with the HTTP API off and
 // logs discarded except errors, which go to log.
-func startBenchBridge(ctx context.Context, bb benchBridge, log *slog.Logger) (*bridge, error) {
-	cfg := config.Defaults()
-	cfg.APIURL = bb.apiURL
-	cfg.CredentialID, cfg.CredentialSecret = benchCredID, benchCredSecret
+func startBenchBridge(ctx context.Context, bb benchBridge, log *slog.Logger) (*bridge.Bridge, error) {
+	cfg := testbed.Config(bb.apiURL, sim.Options{CredentialID: benchCredID, CredentialSecret: benchCredSecret}, bb.natsURL, bb.jetStream)
 	cfg.Fixtures = bb.fixtures
-	cfg.NATSURLs = []string{bb.natsURL}
 	cfg.HTTPAddr = ""
 	cfg.QoS = bb.qos
-	cfg.JetStream = bb.jetStream
 	// The emulator does not throttle: pacing would measure the pace, not
 	// the bridge.
 	cfg.AccessRate, cfg.AccessBurst = 1000, 1000
 	cfg.MaxStreams = max(cfg.MaxStreams, len(bb.fixtures))
-	if bb.jetStream {
-		cfg.Stream = "DATACORE"
-	}
-	return start(ctx, cfg, log, bridgeExtras{metrics: metrics.New(), maxBackoff: 2 * time.Second})
-}
-
-// published returns the number of messages the bridge's publisher settled
-// successfully (core: accepted by nats.go; JetStream: acknowledged).
-func (b *bridge) published() uint64 {
-	if s, ok := b.pub.(interface{ Stats() sink.Stats }); ok {
-		return s.Stats().Published
-	}
-	return 0
+	return bridge.Start(ctx, cfg, log, bridge.Options{Metrics: metrics.New(), MaxBackoff: 2 * time.Second})
 }
 
 // benchGrant asks the emulator for a grant on fixture, as the bridge does.
@@ -198,25 +134,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// waitUntil checks cond every 10 ms until it holds (nil), ctx is done or
-// limit has passed (an error naming what).
-func waitUntil(ctx context.Context, limit time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(limit)
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: %w after %s", what, errBenchTimeout, limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
 // window is what happened in a measured interval.
 type window struct {
 	msgs uint64
@@ -242,7 +159,7 @@ func (w window) cpuPerMsg() float64 {
 // measure waits until count moves, lets it run for warm, then measures
 // messages, wall time and process CPU over dur.
 func measure(ctx context.Context, count func() uint64, warm, dur time.Duration) (window, error) {
-	if err := waitUntil(ctx, 20*time.Second, "first message", func() bool { return count() > 0 }); err != nil {
+	if err := testbed.Until(ctx, 20*time.Second, "first message", func() bool { return count() > 0 }); err != nil {
 		return window{}, err
 	}
 	if !sleepCtx(ctx, warm) {

@@ -1,3 +1,8 @@
+// Command datacore-demo runs the local Datacore emulator, an embedded NATS
+// server and the bridge on this machine, and prints the messages flowing and
+// the signed URLs rotating.
+//
+//	go run ./cmd/datacore-demo [-duration 20s] [-jetstream] [-h]
 package main
 
 import (
@@ -7,26 +12,35 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := demoCommand(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
 // demoCommand runs the local Datacore emulator, an embedded NATS server and the
 // bridge, and prints what flows until ctx is done or -duration has passed.
 func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := flag.NewFlagSet("datacore-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		duration  = fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
@@ -41,7 +55,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		logLevel  = fs.String("log-level", "warn", "bridge log level: debug, info, warn or error")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: datacore-bridge demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing and the signed URLs rotating.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: datacore-demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing and the signed URLs rotating.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -55,7 +69,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	log, err := newLogger(*logLevel, "text", stderr)
+	log, err := bridge.NewLogger(*logLevel, "text", stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "-log-level:", err)
 		return 2
@@ -89,63 +103,35 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 		venues = append(venues, fmt.Sprintf("venue-%d", i+1))
 	}
 	const credID, credSecret = "demo-credential", "demo-secret"
-
-	emu, err := sim.Start(ctx, sim.Options{
-		CredentialID:     credID,
-		CredentialSecret: credSecret,
-		Fixtures:         fixtures,
-		Venues:           venues,
-		GrantTTL:         o.grantTTL,
-		Feed:             sim.Feed{Rate: o.rate},
-		Logger:           log.With("component", "emulator"),
-	})
-	if err != nil {
-		return fmt.Errorf("emulator: %w", err)
-	}
-	defer emu.Close()
-
-	storeDir, err := os.MkdirTemp("", "datacore-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(storeDir)
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: o.natsPort, NoSigs: true, NoLog: true,
-		JetStream: o.jetStream, StoreDir: storeDir,
-	})
-	if err != nil {
-		return fmt.Errorf("nats server: %w", err)
-	}
-	go ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return fmt.Errorf("nats server did not start")
-	}
-
-	cfg := config.Defaults()
-	cfg.APIURL = emu.APIURL()
-	cfg.CredentialID, cfg.CredentialSecret = credID, credSecret
-	cfg.Fixtures, cfg.Venues = fixtures, venues
-	cfg.NATSURLs = []string{ns.ClientURL()}
-	cfg.HTTPAddr = o.httpAddr
-	cfg.AdminToken = "demo"
-	cfg.JetStream = o.jetStream
-	if o.jetStream {
-		cfg.Stream = "DATACORE"
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
 	m := metrics.New()
-	b, err := start(ctx, cfg, log, bridgeExtras{metrics: m, maxBackoff: 5 * time.Second})
+	bed, err := testbed.Start(ctx, testbed.Options{
+		Sim: sim.Options{
+			CredentialID:     credID,
+			CredentialSecret: credSecret,
+			Fixtures:         fixtures,
+			Venues:           venues,
+			GrantTTL:         o.grantTTL,
+			Feed:             sim.Feed{Rate: o.rate},
+		},
+		JetStream: o.jetStream,
+		NATS:      func(so *server.Options) { so.Port = o.natsPort },
+		Configure: func(cfg *config.Config) {
+			cfg.Fixtures, cfg.Venues = fixtures, venues
+			cfg.HTTPAddr = o.httpAddr
+			cfg.AdminToken = "demo"
+		},
+		Bridge: bridge.Options{Metrics: m, MaxBackoff: 5 * time.Second},
+		Logger: log,
+	})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := b.shutdown(); err != nil {
+		if err := bed.Close(); err != nil {
 			log.Error("shutdown incomplete", "err", err)
 		}
 	}()
+	emu, ns, cfg, b := bed.Emulator, bed.NATS, bed.Config, bed.Bridge
 
 	// A subscriber of our own shows what reaches NATS.
 	nc, err := nats.Connect(ns.ClientURL())
@@ -161,8 +147,8 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 	fmt.Fprintf(out, "datacore-bridge demo: %d fixtures and %d venues, signed URLs valid for %s\n", len(fixtures), len(venues), o.grantTTL)
 	fmt.Fprintf(out, "  emulator access API  %s\n", emu.APIURL())
 	fmt.Fprintf(out, "  NATS                 %s   (try: nats sub '%s.>' -s %s)\n", ns.ClientURL(), cfg.SubjectPrefix, ns.ClientURL())
-	if b.httpAddr != nil {
-		base := "http://" + b.httpAddr.String()
+	if b.Addr() != nil {
+		base := "http://" + b.Addr().String()
 		fmt.Fprintf(out, "  bridge HTTP          %s/v1/subscriptions  %s/metrics  %s/readyz\n", base, base, base)
 		fmt.Fprintf(out, "                       admin token %q: curl -X PUT -H 'Authorization: Bearer demo' %s/v1/fixtures/sr:match:1234\n", cfg.AdminToken, base)
 	}
@@ -179,7 +165,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 			return nil
 		case <-tick.C:
 			fmt.Fprintf(out, "[%5s] %s\n", time.Since(started).Round(time.Second), w.summary(m))
-			fmt.Fprintf(out, "        %s\n", streamsLine(b.sup.Streams()))
+			fmt.Fprintf(out, "        %s\n", streamsLine(b.Supervisor().Streams()))
 			if subj, payload, ok := w.sample(); ok && !shownSample {
 				shownSample = true
 				fmt.Fprintf(out, "        sample: %s %s\n", subj, truncate(payload, 160))
@@ -231,8 +217,8 @@ func (w *watcher) summary(m *metrics.Metrics) string {
 	}
 	w.mu.Unlock()
 	fmt.Fprintf(&sb, "); grants %d, rotations %d, reconnects %d, duplicates dropped %d",
-		int(counterValue(m.Grants)), int(counterValue(m.Rotations.WithLabelValues("ok"))),
-		int(vecSum(m.Reconnects)), int(vecSum(m.Duplicates)))
+		int(testbed.CounterSum(m.Grants)), int(testbed.CounterSum(m.Rotations.WithLabelValues("ok"))),
+		int(testbed.CounterSum(m.Reconnects)), int(testbed.CounterSum(m.Duplicates)))
 	return sb.String()
 }
 
@@ -260,30 +246,4 @@ func truncate(b []byte, n int) string {
 		return string(b)
 	}
 	return string(b[:n]) + "…"
-}
-
-// counterValue reads a counter's current value.
-func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
-	var d dto.Metric
-	if err := c.Write(&d); err != nil || d.Counter == nil {
-		return 0
-	}
-	return d.Counter.GetValue()
-}
-
-// vecSum adds up every child of a counter vector.
-func vecSum(c prometheus.Collector) float64 {
-	ch := make(chan prometheus.Metric, 16)
-	go func() {
-		c.Collect(ch)
-		close(ch)
-	}()
-	var sum float64
-	for m := range ch {
-		var d dto.Metric
-		if m.Write(&d) == nil && d.Counter != nil {
-			sum += d.Counter.GetValue()
-		}
-	}
-	return sum
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/mqttclient"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
@@ -108,7 +109,7 @@ func benchBridgeLatency(ctx context.Context, o benchOpts, rate float64, log *slo
 	if err != nil {
 		return
 	}
-	defer ns.close()
+	defer ns.Close()
 	var lat latencies
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -127,8 +128,8 @@ func benchBridgeLatency(ctx context.Context, o benchOpts, rate float64, log *slo
 	if err != nil {
 		return
 	}
-	defer func() { _ = b.shutdown() }()
-	err = collectLatency(ctx, o, b.published, &lat)
+	defer func() { _ = b.Shutdown(context.Background()) }()
+	err = collectLatency(ctx, o, b.Published, &lat)
 	p50, p99, maxv, n = lat.quantiles()
 	return
 }
@@ -162,7 +163,7 @@ func benchPahoLatency(ctx context.Context, o benchOpts, rate float64) (p50, p99,
 
 // collectLatency waits for the flow, warms up, then records for o.latDur.
 func collectLatency(ctx context.Context, o benchOpts, count func() uint64, lat *latencies) error {
-	if err := waitUntil(ctx, 20*time.Second, "first message", func() bool { return count() > 0 }); err != nil {
+	if err := testbed.Until(ctx, 20*time.Second, "first message", func() bool { return count() > 0 }); err != nil {
 		return err
 	}
 	if !sleepCtx(ctx, o.warm) {

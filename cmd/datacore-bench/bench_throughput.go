@@ -102,16 +102,16 @@ func benchBridgeFlood(ctx context.Context, o benchOpts, qos int, js bool, log *s
 	if err != nil {
 		return p, err
 	}
-	defer ns.close()
+	defer ns.Close()
 	b, err := startBenchBridge(ctx, benchBridge{
 		apiURL: emu.APIURL(), natsURL: ns.ClientURL(), fixtures: []string{benchFixture}, qos: qos, jetStream: js,
 	}, log)
 	if err != nil {
 		return p, err
 	}
-	defer func() { _ = b.shutdown() }()
+	defer func() { _ = b.Shutdown(context.Background()) }()
 	d0 := emu.Stats().Dropped
-	w, err := measure(ctx, b.published, o.warm, o.tputDur)
+	w, err := measure(ctx, b.Published, o.warm, o.tputDur)
 	if err != nil {
 		return p, err
 	}
@@ -161,7 +161,7 @@ func benchNATSPublish(ctx context.Context, o benchOpts, js bool) (tputPoint, err
 	if err != nil {
 		return p, err
 	}
-	defer ns.close()
+	defer ns.Close()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		return p, err
