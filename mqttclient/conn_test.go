@@ -15,6 +15,8 @@ import (
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/gorilla/websocket"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 func TestDialSubscribesInBatches(t *testing.T) {
@@ -44,7 +46,7 @@ func TestDialSubscribesInBatches(t *testing.T) {
 	for _, topic := range topics {
 		b.publish(t, topic, []byte(topic), 1)
 	}
-	waitFor(t, 5*time.Second, "a message on every topic", func() bool { return rec.len() == len(topics) })
+	poll.Wait(t, 5*time.Second, "a message on every topic", func() bool { return rec.len() == len(topics) })
 	for i, m := range rec.all() {
 		if m.Topic != topics[i] || string(m.Payload) != topics[i] {
 			t.Errorf("message %d: topic %q payload %q, want %q", i, m.Topic, m.Payload, topics[i])
@@ -72,7 +74,7 @@ func TestMessagesInOrder(t *testing.T) {
 			for i := range n {
 				b.publish(t, []string{"a", "b"}[i%2], []byte(strconv.Itoa(i)), tt.qos)
 			}
-			waitFor(t, 10*time.Second, "all messages", func() bool { return rec.len() == n })
+			poll.Wait(t, 10*time.Second, "all messages", func() bool { return rec.len() == n })
 			for i, m := range rec.all() {
 				if got := string(m.Payload); got != strconv.Itoa(i) {
 					t.Fatalf("message %d has payload %q: out of order", i, got)
@@ -83,7 +85,7 @@ func TestMessagesInOrder(t *testing.T) {
 				m.Ack() // no-op without ManualAck
 			}
 			if tt.qos == 1 { // acknowledged automatically after the Handler
-				waitFor(t, 5*time.Second, "every PUBACK", func() bool { return b.hook.count(b.hook.qosComplete, id) == n })
+				poll.Wait(t, 5*time.Second, "every PUBACK", func() bool { return b.hook.count(b.hook.qosComplete, id) == n })
 			}
 		})
 	}
@@ -114,8 +116,8 @@ func TestManualAck(t *testing.T) {
 	}
 	m.Ack()
 	m.Ack() // second call sends nothing
-	waitFor(t, 5*time.Second, "PUBACK", func() bool { return b.hook.count(b.hook.qosComplete, id) == 1 })
-	waitFor(t, 5*time.Second, "nothing in flight", func() bool { return b.inflight(id) == 0 })
+	poll.Wait(t, 5*time.Second, "PUBACK", func() bool { return b.hook.count(b.hook.qosComplete, id) == 1 })
+	poll.Wait(t, 5*time.Second, "nothing in flight", func() bool { return b.inflight(id) == 0 })
 
 	// QoS 0 messages need no Ack; calling it is harmless.
 	b.publish(t, "t", []byte("two"), 0)
@@ -243,7 +245,7 @@ func TestSubscribeRefused(t *testing.T) {
 		t.Errorf("error should name the refused topic only: %v", err)
 	}
 	assertNoSecrets(t, "error", err.Error())
-	waitFor(t, 5*time.Second, "the failed client to be disconnected", func() bool { return hook.count(hook.gone, id) == 1 })
+	poll.Wait(t, 5*time.Second, "the failed client to be disconnected", func() bool { return hook.count(hook.gone, id) == 1 })
 }
 
 func TestConnectionLost(t *testing.T) {
@@ -310,8 +312,8 @@ func TestClose(t *testing.T) {
 		t.Errorf("Err = %v, want nil", err)
 	}
 	c.Close() // idempotent
-	waitFor(t, 5*time.Second, "DISCONNECT at the broker", func() bool { return b.hook.count(b.hook.disconnectsRead, id) == 1 })
-	waitFor(t, 5*time.Second, "the broker to drop the client", func() bool { return b.hook.count(b.hook.gone, id) == 1 })
+	poll.Wait(t, 5*time.Second, "DISCONNECT at the broker", func() bool { return b.hook.count(b.hook.disconnectsRead, id) == 1 })
+	poll.Wait(t, 5*time.Second, "the broker to drop the client", func() bool { return b.hook.count(b.hook.gone, id) == 1 })
 }
 
 func TestDialContext(t *testing.T) {
@@ -481,7 +483,7 @@ func TestReadAcrossFrames(t *testing.T) {
 	})
 	var rec recorder
 	dial(t, Options{URL: u, ClientID: "stream-frames", Topics: []string{"t"}, Handler: rec.handle})
-	waitFor(t, 5*time.Second, "three messages", func() bool { return rec.len() == 3 })
+	poll.Wait(t, 5*time.Second, "three messages", func() bool { return rec.len() == 3 })
 	for _, m := range rec.all() {
 		if string(m.Payload) != "split payload" {
 			t.Errorf("payload %q", m.Payload)

@@ -20,6 +20,7 @@ import (
 	mpackets "github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 // secretQuery is the query of every signed URL in these tests; none of the
@@ -53,18 +54,6 @@ func signedURL(addr string) string {
 	return "ws://" + addr + "/mqtt?" + secretQuery
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 // waitClosed fails unless ch is closed within timeout.
 func waitClosed(t testing.TB, ch <-chan struct{}, timeout time.Duration, what string) {
 	t.Helper()
@@ -81,14 +70,11 @@ func checkGoroutines(t *testing.T) {
 	t.Helper()
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				n := runtime.Stack(buf, true)
-				t.Fatalf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:n])
-			}
-			time.Sleep(5 * time.Millisecond)
+		// The test's context is done by now: wait on a fresh one.
+		if poll.Until(context.Background(), 5*time.Second, "goroutines", func() bool { return runtime.NumGoroutine() <= before }) != nil {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:n])
 		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 func TestPersistentSessionResumes(t *testing.T) {
@@ -49,7 +51,7 @@ func TestPersistentSessionResumes(t *testing.T) {
 	if !seen["unacked"] || !seen["while away"] {
 		t.Errorf("resumed session delivered %v", seen)
 	}
-	waitFor(t, 5*time.Second, "nothing in flight", func() bool { return b.inflight(id) == 0 })
+	poll.Wait(t, 5*time.Second, "nothing in flight", func() bool { return b.inflight(id) == 0 })
 }
 
 func TestCleanSessionDiscardsOnLoss(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 // TestAckFreesStore checks that a QoS 1 message stays in paho's in-memory
@@ -34,7 +36,7 @@ func TestAckFreesStore(t *testing.T) {
 	for _, m := range msgs {
 		m.Ack()
 	}
-	waitFor(t, 5*time.Second, "an empty store", func() bool { return c.storedInbound() == 0 })
+	poll.Wait(t, 5*time.Second, "an empty store", func() bool { return c.storedInbound() == 0 })
 	if u := c.Unacked(); u != 0 {
 		t.Errorf("Unacked = %d after Ack, want 0", u)
 	}

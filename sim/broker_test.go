@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 // handshake dials url as a WebSocket and returns the HTTP status of the answer.
@@ -94,7 +96,7 @@ func TestHandshake(t *testing.T) {
 		})
 	}
 	// The server counts an accepted upgrade after answering it.
-	eventually(t, "the handshakes counted", func() bool {
+	poll.Wait(t, waitLimit, "the handshakes counted", func() bool {
 		st := s.Stats()
 		return st.HandshakesRefused >= 6 && st.HandshakesOK >= 2
 	})
@@ -246,12 +248,12 @@ func TestDisconnects(t *testing.T) {
 			s := startSim(t, tt.opts)
 			g := grantOf(t, s, "F1", false, ScopeEvents)
 			c := mustDial(t, g.URL, g.ClientID)
-			eventually(t, "the session", func() bool { return s.Stats().Connected == 1 })
+			poll.Wait(t, waitLimit, "the session", func() bool { return s.Stats().Connected == 1 })
 			if tt.act != nil {
 				tt.act(t, s)
 			}
 			c.waitLost(t)
-			eventually(t, "the session to end", func() bool { return s.Stats().Connected == 0 })
+			poll.Wait(t, waitLimit, "the session to end", func() bool { return s.Stats().Connected == 0 })
 			if s.Stats().Disconnects == 0 {
 				t.Fatal("Disconnects = 0")
 			}

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 func TestGameEndsAndCatchup(t *testing.T) {
@@ -146,5 +148,5 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		c.Disconnect(0)
 	}()
 	http.DefaultClient.CloseIdleConnections()
-	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	poll.Wait(t, waitLimit, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }

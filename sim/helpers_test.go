@@ -218,18 +218,6 @@ func (c *client) waitLost(t testing.TB) error {
 	}
 }
 
-// eventually waits until cond holds, checking it every few milliseconds.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // message is the part of a feed message the tests check.
 type message struct {
 	Type           string          `json:"type"`

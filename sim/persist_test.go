@@ -6,6 +6,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 // pclient is a paho client with a persistent session (clean session false)
@@ -107,7 +109,7 @@ func TestPersistentSessionQueuesWhileOffline(t *testing.T) {
 	topic := topicsOf(g)[0]
 	c := dialPersistent(t, g.URL, g.ClientID, true)
 	c.subscribe(t, topic)
-	eventually(t, "messages", func() bool { return c.received() >= 10 })
+	poll.Wait(t, waitLimit, "messages", func() bool { return c.received() >= 10 })
 
 	if n := s.DisconnectAll(); n != 1 {
 		t.Fatalf("DisconnectAll closed %d", n)
@@ -118,13 +120,13 @@ func TestPersistentSessionQueuesWhileOffline(t *testing.T) {
 		t.Fatal("connection not lost")
 	}
 	away := s.LastSeq("fixture", "F1", ScopeEvents)
-	eventually(t, "messages sent while away", func() bool { return s.LastSeq("fixture", "F1", ScopeEvents) >= away+50 })
-	eventually(t, "them queued", func() bool { return s.Stats().Queued > 0 })
+	poll.Wait(t, waitLimit, "messages sent while away", func() bool { return s.LastSeq("fixture", "F1", ScopeEvents) >= away+50 })
+	poll.Wait(t, waitLimit, "them queued", func() bool { return s.Stats().Queued > 0 })
 
 	// Resume without subscribing again: the session kept the subscription.
 	c2 := dialPersistent(t, g.URL, g.ClientID, true)
 	want := s.LastSeq("fixture", "F1", ScopeEvents) + 20
-	eventually(t, "every message up to the resume and after", func() bool { return c2.has(want) })
+	poll.Wait(t, waitLimit, "every message up to the resume and after", func() bool { return c2.has(want) })
 	for seq := away + 1; seq <= want; seq++ {
 		if !c2.has(seq) && !c.has(seq) {
 			t.Errorf("seq %d lost across the resume", seq)
@@ -151,9 +153,9 @@ func TestPersistentSessionQueuesAtInflightLimit(t *testing.T) {
 	g := grantOf(t, s, "F1", false, ScopeEvents)
 	c := dialPersistent(t, g.URL, g.ClientID, false)
 	c.subscribe(t, topicsOf(g)[0])
-	eventually(t, "a full window", func() bool { return c.received() >= window })
+	poll.Wait(t, waitLimit, "a full window", func() bool { return c.received() >= window })
 	first := s.LastSeq("fixture", "F1", ScopeEvents)
-	eventually(t, "more messages sent", func() bool { return s.LastSeq("fixture", "F1", ScopeEvents) >= first+3*window })
+	poll.Wait(t, waitLimit, "more messages sent", func() bool { return s.LastSeq("fixture", "F1", ScopeEvents) >= first+3*window })
 	if n := c.received(); n != window {
 		t.Fatalf("received %d messages without acknowledging, want the window of %d", n, window)
 	}
@@ -162,7 +164,7 @@ func TestPersistentSessionQueuesAtInflightLimit(t *testing.T) {
 	}
 	c.ackAll()
 	hi := s.LastSeq("fixture", "F1", ScopeEvents)
-	eventually(t, "the queue to drain", func() bool { return c.has(hi) && s.Stats().Queued == 0 })
+	poll.Wait(t, waitLimit, "the queue to drain", func() bool { return c.has(hi) && s.Stats().Queued == 0 })
 	if miss := c.missing(hi); len(miss) != 0 {
 		t.Errorf("missing seqs %v", miss)
 	}
@@ -177,9 +179,9 @@ func TestCleanSessionReplacesPersistent(t *testing.T) {
 	c := dialPersistent(t, g.URL, g.ClientID, true)
 	c.subscribe(t, topicsOf(g)[0])
 	c.Disconnect(0)
-	eventually(t, "messages queued for the offline session", func() bool { return s.Stats().Queued > 0 })
+	poll.Wait(t, waitLimit, "messages queued for the offline session", func() bool { return s.Stats().Queued > 0 })
 	clean := mustDial(t, g.URL, g.ClientID)
-	eventually(t, "the queue dropped", func() bool { return s.Stats().Queued == 0 })
+	poll.Wait(t, waitLimit, "the queue dropped", func() bool { return s.Stats().Queued == 0 })
 	select {
 	case m := <-clean.msgs:
 		t.Errorf("a clean session got %s from the persistent one", m.payload)

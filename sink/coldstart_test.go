@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -57,14 +59,14 @@ func TestCoreWaitsForFirstConnection(t *testing.T) {
 		published <- nil
 	}()
 	// The first message must be waiting, not dropped.
-	eventually(t, func() bool {
+	poll.Wait(t, waitLimit, "Publish to wait for the connection", func() bool {
 		select {
 		case err := <-dones:
 			t.Fatalf("done(%v) before NATS was up, want Publish to wait", err)
 		default:
 		}
 		return p.Stats().Pending == 1
-	}, "Publish to wait for the connection")
+	})
 	if err := p.Ready(); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Ready while waiting = %v, want ErrNotConnected", err)
 	}

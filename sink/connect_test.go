@@ -16,6 +16,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 func TestConnectAuth(t *testing.T) {
@@ -201,20 +202,20 @@ func TestConnectAuthRefused(t *testing.T) {
 			// nats.go keeps the reason of the last refused attempt; before the first
 			// retry there is none yet.
 			var ready error
-			eventually(t, func() bool {
+			poll.Wait(t, waitLimit, "Ready to report the authorization violation", func() bool {
 				ready = Ready(nc)
 				return ready != nil && strings.Contains(strings.ToLower(ready.Error()), "authorization violation")
-			}, "Ready to report the authorization violation")
+			})
 			if !errors.Is(ready, ErrNotConnected) {
 				t.Fatalf("Ready = %v, want ErrNotConnected", ready)
 			}
 			// Several more refusals: without IgnoreAuthErrorAbort nats.go would have
 			// closed the connection after the second.
 			var lastReconnects uint64
-			eventually(t, func() bool {
+			poll.Wait(t, waitLimit, "three refused reconnect attempts", func() bool {
 				lastReconnects = nc.Stats().Reconnects
 				return lastReconnects >= 3
-			}, "three refused reconnect attempts")
+			})
 			if nc.IsClosed() {
 				t.Fatal("connection closed after repeated authorization errors")
 			}
@@ -266,12 +267,12 @@ func TestConnectSurvivesRevokedCredentials(t *testing.T) {
 	if err := s.ReloadOptions(&revoked); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-	eventually(t, func() bool {
+	poll.Wait(t, waitLimit, "Ready to report the authorization violation", func() bool {
 		err := Ready(nc)
 		return err != nil && strings.Contains(strings.ToLower(err.Error()), "authorization violation")
-	}, "Ready to report the authorization violation")
+	})
 	before := nc.Stats().Reconnects
-	eventually(t, func() bool { return nc.Stats().Reconnects >= before+3 }, "three refused reconnect attempts")
+	poll.Wait(t, waitLimit, "three refused reconnect attempts", func() bool { return nc.Stats().Reconnects >= before+3 })
 	if nc.IsClosed() {
 		t.Fatal("connection closed after repeated authorization errors")
 	}
@@ -377,7 +378,7 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 		t.Fatalf("password in logs: %s", logs.String())
 	}
 	// The connected callback runs on nats.go's callback goroutine, after the status change.
-	eventually(t, func() bool { return strings.Contains(logs.String(), "nats connected") }, "connected log")
+	poll.Wait(t, waitLimit, "connected log", func() bool { return strings.Contains(logs.String(), "nats connected") })
 }
 
 func TestConnectCanceled(t *testing.T) {

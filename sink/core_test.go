@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 func TestCorePublish(t *testing.T) {
@@ -139,7 +141,7 @@ func TestCoreCloseUnblocks(t *testing.T) {
 	res := make(chan error, 1)
 	go func() { res <- p.Publish(context.Background(), &nats.Msg{Subject: "dc.x", Data: []byte("x")}, nil) }()
 	// Wait until the publisher is blocked, then close it.
-	eventually(t, func() bool { return p.Stats().Pending == 1 }, "Publish to block")
+	poll.Wait(t, waitLimit, "Publish to block", func() bool { return p.Stats().Pending == 1 })
 	p.Close()
 	select {
 	case err := <-res:

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 // TestDropsAreLoggedOnce publishes many messages that fail for good and checks that
@@ -60,7 +61,7 @@ func TestDropsAreLoggedOnce(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				eventually(t, func() bool { return p.Stats().Dropped == n }, "every message dropped")
+				poll.Wait(t, waitLimit, "every message dropped", func() bool { return p.Stats().Dropped == n })
 				return p.Stats()
 			},
 			isCause: func(err error) bool {

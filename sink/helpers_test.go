@@ -12,6 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// waitLimit bounds every wait on a condition in these tests.
+const waitLimit = 10 * time.Second
+
 // runServer starts an in-process nats-server on a random port with JetStream in a
 // temporary store, after mod (if any) has adjusted the options. It returns the server
 // and the options to restart it with (same port, same store).
@@ -131,15 +134,3 @@ func runServerOnPort(t testing.TB, port int, mod func(*server.Options)) (*server
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-// eventually waits until cond holds, checking every millisecond, or fails after 10 s.
-func eventually(t testing.TB, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}

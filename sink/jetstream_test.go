@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 func newJS(t testing.TB, nc *nats.Conn, o JetStreamOptions) *JetStream {
@@ -241,7 +243,7 @@ func TestJetStreamRetriesUntilStreamExists(t *testing.T) {
 	if err := p.Publish(context.Background(), &nats.Msg{Subject: "late.x", Data: []byte("1")}, dones.done); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool { return p.Stats().Retries > 0 }, "a retry")
+	poll.Wait(t, waitLimit, "a retry", func() bool { return p.Stats().Retries > 0 })
 	ensure(t, p.JetStream(), "LATE", "late")
 	if err := dones.wait(t, 1, 10*time.Second)[0]; err != nil {
 		t.Fatalf("done(%v)", err)
@@ -500,7 +502,7 @@ func TestJetStreamCloseAbandonsUnacknowledged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, func() bool { return len(f.attempts()) == n }, "the first attempts")
+	poll.Wait(t, waitLimit, "the first attempts", func() bool { return len(f.attempts()) == n })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := p.Close(ctx); !errors.Is(err, ErrAbandoned) || !strings.Contains(err.Error(), "5 messages") {
@@ -512,7 +514,7 @@ func TestJetStreamCloseAbandonsUnacknowledged(t *testing.T) {
 		}
 	}
 	// nats.go forgets them when their acknowledgement times out.
-	eventually(t, func() bool { return p.JetStream().PublishAsyncPending() == 0 }, "nats.go to give up on the acknowledgements")
+	poll.Wait(t, waitLimit, "nats.go to give up on the acknowledgements", func() bool { return p.JetStream().PublishAsyncPending() == 0 })
 	if len(dones) != 0 {
 		t.Fatalf("%d extra done callbacks", len(dones))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/internal/backoff"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 // TestStreamEnsurerRetriesUntilJetStream starts a StreamEnsurer against a
@@ -39,7 +40,7 @@ func TestStreamEnsurerRetriesUntilJetStream(t *testing.T) {
 	}
 	e.Start(context.Background())
 	t.Cleanup(e.Stop)
-	eventually(t, func() bool { return logs.Count("cannot create or update the JetStream stream; retrying") >= 1 }, "a failure logged")
+	poll.Wait(t, waitLimit, "a failure logged", func() bool { return logs.Count("cannot create or update the JetStream stream; retrying") >= 1 })
 	if err := e.Err(); err == nil || !strings.HasPrefix(err.Error(), "stream ENSURED: ") {
 		t.Fatalf("Err without JetStream = %v, want one naming the stream", err)
 	}
@@ -51,7 +52,7 @@ func TestStreamEnsurerRetriesUntilJetStream(t *testing.T) {
 	opts.JetStream = true
 	opts.StoreDir = t.TempDir()
 	restartServer(t, opts)
-	eventually(t, func() bool { return e.Err() == nil }, "the stream to be ensured")
+	poll.Wait(t, waitLimit, "the stream to be ensured", func() bool { return e.Err() == nil })
 	e.Stop()
 	if n := logs.Count("stream ready"); n != 1 {
 		t.Errorf("stream ready logged %d times, want 1", n)
@@ -82,7 +83,7 @@ func TestStreamEnsurerStop(t *testing.T) {
 	e := NewStreamEnsurer(js, StreamEnsurerOptions{Stream: "NEVER", Prefix: "dc", Logger: log,
 		Backoff: backoff.Policy{Min: time.Millisecond, Max: time.Millisecond}})
 	e.Start(context.Background())
-	eventually(t, func() bool { return logs.Count("cannot create or update the JetStream stream; retrying") >= 1 }, "a failure logged")
+	poll.Wait(t, waitLimit, "a failure logged", func() bool { return logs.Count("cannot create or update the JetStream stream; retrying") >= 1 })
 	e.Stop()
 	e.Stop()
 	if e.Err() == nil {
@@ -126,10 +127,10 @@ func TestWatchStatus(t *testing.T) {
 	}
 
 	stopServer(s)
-	eventually(t, func() bool { up, _ := last(); return !up }, "the watcher to report the lost connection")
+	poll.Wait(t, waitLimit, "the watcher to report the lost connection", func() bool { up, _ := last(); return !up })
 	restartServer(t, opts)
 	waitStatus(t, nc, nats.CONNECTED)
-	eventually(t, func() bool { up, _ := last(); return up }, "the watcher to report the reconnect")
+	poll.Wait(t, waitLimit, "the watcher to report the reconnect", func() bool { up, _ := last(); return up })
 
 	w.Stop()
 	w.Stop()

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 // TestJetStreamReadyReportsMissingStream publishes to a subject no stream captures:
@@ -37,11 +38,11 @@ func TestJetStreamReadyReportsMissingStream(t *testing.T) {
 		}
 	}
 	var readyErr error
-	eventually(t, func() bool { readyErr = p.Ready(); return readyErr != nil }, "Ready to report the stall")
+	poll.Wait(t, waitLimit, "Ready to report the stall", func() bool { readyErr = p.Ready(); return readyErr != nil })
 	if !errors.Is(readyErr, ErrStalled) || !strings.Contains(readyErr.Error(), "no JetStream stream captures subject nostream.x: "+hint) {
 		t.Fatalf("Ready = %v, want ErrStalled naming the missing stream and the hint", readyErr)
 	}
-	eventually(t, func() bool { return p.Stats().Retries >= 6 }, "several retries")
+	poll.Wait(t, waitLimit, "several retries", func() bool { return p.Stats().Retries >= 6 })
 	if n := logs.Count("jetstream publish failed, retrying"); n < 1 || strings.Count(logs.String(), "no JetStream stream captures subject") != 1 {
 		t.Fatalf("cause logged %d times in %d warnings, want once: %s", strings.Count(logs.String(), "no JetStream stream captures subject"), n, logs.String())
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 )
 
@@ -41,16 +42,16 @@ func TestConnectNeverLogsURLCredentials(t *testing.T) {
 				o.URLs = "nats://" + tt.userinfo + "@127.0.0.1:" + itoa(opts.Port)
 				o.Logger = log
 			})
-			eventually(t, func() bool { return strings.Contains(logs.String(), "nats connected") }, "connected log")
+			poll.Wait(t, waitLimit, "connected log", func() bool { return strings.Contains(logs.String(), "nats connected") })
 
 			stopServer(s)
 			waitStatus(t, nc, nats.RECONNECTING)
-			eventually(t, func() bool { return logs.Count("nats reconnect failed, still trying") > 0 }, "a failed reconnect logged")
+			poll.Wait(t, waitLimit, "a failed reconnect logged", func() bool { return logs.Count("nats reconnect failed, still trying") > 0 })
 			restartServer(t, opts)
 			waitStatus(t, nc, nats.CONNECTED)
-			eventually(t, func() bool { return logs.Count("nats reconnected") == 1 }, "reconnected log")
+			poll.Wait(t, waitLimit, "reconnected log", func() bool { return logs.Count("nats reconnected") == 1 })
 			nc.Close()
-			eventually(t, func() bool { return logs.Count("nats connection closed") == 1 }, "closed log")
+			poll.Wait(t, waitLimit, "closed log", func() bool { return logs.Count("nats connection closed") == 1 })
 
 			// Refused credentials: the first attempt's error is logged.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,18 +1,19 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 // ErrTimeout is returned when something the test bed waits for does not
-// happen in time.
-var ErrTimeout = errors.New("timed out")
+// happen in time (it is poll.ErrTimeout).
+var ErrTimeout = poll.ErrTimeout
 
 // NATS is an embedded nats-server. Options holds what it was started with,
 // its port filled in, so that Restart brings it back on the same port and
