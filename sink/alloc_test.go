@@ -4,13 +4,15 @@ import (
 	"context"
 	"runtime"
 	"testing"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 )
 
 // TestNewJetStreamHugeMaxPendingAllocatesLittle checks that the in-flight bound is
 // not allocated up front: a publisher allowed a billion pending messages costs what
 // one allowed a thousand does.
 func TestNewJetStreamHugeMaxPendingAllocatesLittle(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 	const limit = 10 << 20
 	tests := []struct {

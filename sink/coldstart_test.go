@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
@@ -76,7 +77,7 @@ func TestCoreWaitsForFirstConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runServerOnPort(t, port, func(o *server.Options) { o.JetStream = false })
+	natstest.Run(t, natstest.OnPort(port), func(o *server.Options) { o.JetStream = false })
 	waitStatus(t, nc, nats.CONNECTED)
 	select {
 	case err := <-published:
@@ -112,7 +113,7 @@ func TestCoreWaitsForFirstConnection(t *testing.T) {
 // TestCoreHeadersRefusedByConnectedServer checks that a connected server that does not
 // take headers is a final error, not a wait: Publish must not block or loop.
 func TestCoreHeadersRefusedByConnectedServer(t *testing.T) {
-	s, _ := runServer(t, func(o *server.Options) { o.JetStream = false; o.NoHeaderSupport = true })
+	s := natstest.Run(t, func(o *server.Options) { o.JetStream = false; o.NoHeaderSupport = true })
 	nc := connect(t, s, nil)
 	p := NewCore(nc, CoreOptions{})
 	defer p.Close()

@@ -64,7 +64,7 @@ func TestConnectAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := runServer(t, func(o *server.Options) {
+			s := natstest.Run(t, func(o *server.Options) {
 				o.JetStream = false
 				if tt.server != nil {
 					tt.server(o)
@@ -115,7 +115,7 @@ func TestConnectRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := runServer(t, func(o *server.Options) {
+			s := natstest.Run(t, func(o *server.Options) {
 				o.JetStream = false
 				if tt.server != nil {
 					tt.server(o)
@@ -177,7 +177,7 @@ func TestConnectAuthRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, opts := runServer(t, func(o *server.Options) {
+			s := natstest.Run(t, func(o *server.Options) {
 				o.JetStream = false
 				tt.server(o)
 			})
@@ -220,7 +220,7 @@ func TestConnectAuthRefused(t *testing.T) {
 				t.Fatal("connection closed after repeated authorization errors")
 			}
 
-			fixed := opts // the server keeps the options it is given
+			fixed := s.Options // the server keeps the options it is given
 			tt.fixed(&fixed)
 			if err := s.ReloadOptions(&fixed); err != nil {
 				t.Fatalf("reload: %v", err)
@@ -250,7 +250,7 @@ func TestConnectAuthRefused(t *testing.T) {
 // server stops accepting keeps trying instead of closing, and comes back when they are
 // accepted again.
 func TestConnectSurvivesRevokedCredentials(t *testing.T) {
-	s, opts := runServer(t, func(o *server.Options) {
+	s := natstest.Run(t, func(o *server.Options) {
 		o.JetStream = false
 		o.Username, o.Password = "bridge", "pw-1"
 	})
@@ -262,7 +262,7 @@ func TestConnectSurvivesRevokedCredentials(t *testing.T) {
 	})
 
 	// The server keeps the options it is given: each reload gets its own copy.
-	revoked := opts
+	revoked := s.Options
 	revoked.Password = "pw-2"
 	if err := s.ReloadOptions(&revoked); err != nil {
 		t.Fatalf("reload: %v", err)
@@ -277,7 +277,7 @@ func TestConnectSurvivesRevokedCredentials(t *testing.T) {
 		t.Fatal("connection closed after repeated authorization errors")
 	}
 
-	restored := opts
+	restored := s.Options
 	if err := s.ReloadOptions(&restored); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -365,11 +365,10 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 		t.Fatalf("Ready before the server is up = %v, want ErrNotConnected", err)
 	}
 
-	_, opts := runServerOnPort(t, port, func(o *server.Options) {
+	natstest.Run(t, natstest.OnPort(port), func(o *server.Options) {
 		o.JetStream = false
 		o.Username, o.Password = "bridge", "pw-xyz"
 	})
-	_ = opts
 	waitStatus(t, nc, nats.CONNECTED)
 	if err := Ready(nc); err != nil {
 		t.Fatalf("Ready after the server came up: %v", err)
@@ -433,7 +432,7 @@ func TestReady(t *testing.T) {
 	if err := Ready(nil); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Ready(nil) = %v", err)
 	}
-	s, _ := runServer(t, func(o *server.Options) { o.JetStream = false })
+	s := natstest.Run(t, func(o *server.Options) { o.JetStream = false })
 	nc := connect(t, s, nil)
 	if err := Ready(nc); err != nil {
 		t.Fatalf("Ready = %v", err)

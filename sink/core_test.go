@@ -10,11 +10,12 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 func TestCorePublish(t *testing.T) {
-	s, _ := runServer(t, func(o *server.Options) { o.JetStream = false })
+	s := natstest.Run(t, func(o *server.Options) { o.JetStream = false })
 	nc := connect(t, s, nil)
 	sub, err := nc.SubscribeSync("dc.>")
 	if err != nil {
@@ -64,7 +65,7 @@ func TestCorePublish(t *testing.T) {
 }
 
 func TestCorePublishFinalError(t *testing.T) {
-	s, _ := runServer(t, func(o *server.Options) { o.JetStream = false; o.MaxPayload = 64 })
+	s := natstest.Run(t, func(o *server.Options) { o.JetStream = false; o.MaxPayload = 64 })
 	nc := connect(t, s, nil)
 	p := NewCore(nc, CoreOptions{})
 	defer p.Close()
@@ -82,12 +83,12 @@ func TestCorePublishFinalError(t *testing.T) {
 }
 
 func TestCoreBackpressure(t *testing.T) {
-	s, opts := runServer(t, func(o *server.Options) { o.JetStream = false })
+	s := natstest.Run(t, func(o *server.Options) { o.JetStream = false })
 	nc := connect(t, s, func(o *ConnectOptions) { o.ReconnectBufSize = 256 })
 	p := NewCore(nc, CoreOptions{})
 	defer p.Close()
 
-	stopServer(s)
+	s.Stop()
 	waitStatus(t, nc, nats.RECONNECTING)
 
 	// The first message goes into nats.go's reconnect buffer and fills it.
@@ -112,7 +113,7 @@ func TestCoreBackpressure(t *testing.T) {
 	go func() {
 		res <- p.Publish(context.Background(), &nats.Msg{Subject: "dc.x", Data: []byte("c")}, dones.done)
 	}()
-	restartServer(t, opts)
+	natstest.Rerun(t, s)
 	select {
 	case err := <-res:
 		if err != nil {
@@ -130,10 +131,10 @@ func TestCoreBackpressure(t *testing.T) {
 }
 
 func TestCoreCloseUnblocks(t *testing.T) {
-	s, _ := runServer(t, func(o *server.Options) { o.JetStream = false })
+	s := natstest.Run(t, func(o *server.Options) { o.JetStream = false })
 	nc := connect(t, s, func(o *ConnectOptions) { o.ReconnectBufSize = 64 })
 	p := NewCore(nc, CoreOptions{})
-	stopServer(s)
+	s.Stop()
 	waitStatus(t, nc, nats.RECONNECTING)
 	if err := p.Publish(context.Background(), &nats.Msg{Subject: "dc.x", Data: make([]byte, 100)}, nil); err != nil {
 		t.Fatal(err)

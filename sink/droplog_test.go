@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
@@ -32,7 +33,7 @@ func TestDropsAreLoggedOnce(t *testing.T) {
 			name:    "core, payload over max_payload",
 			logLine: "nats publish failed, message dropped",
 			run: func(t *testing.T, log *slog.Logger, dones doneSink) Stats {
-				s, _ := runServer(t, func(o *server.Options) { o.JetStream = false; o.MaxPayload = 64 })
+				s := natstest.Run(t, func(o *server.Options) { o.JetStream = false; o.MaxPayload = 64 })
 				p := NewCore(connect(t, s, nil), CoreOptions{Logger: log})
 				defer p.Close()
 				for range n {
@@ -48,7 +49,7 @@ func TestDropsAreLoggedOnce(t *testing.T) {
 			name:    "jetstream, message over the stream's max size",
 			logLine: "jetstream publish failed for good, message dropped",
 			run: func(t *testing.T, log *slog.Logger, dones doneSink) Stats {
-				s, _ := runServer(t, nil)
+				s := natstest.Run(t)
 				p := newJS(t, connect(t, s, nil), JetStreamOptions{Logger: log})
 				ctx := context.Background()
 				if _, err := p.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: "SMALL", Subjects: []string{"small.>"}, MaxMsgSize: 8}); err != nil {

@@ -2,52 +2,20 @@ package sink
 
 import (
 	"context"
-	"net"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 )
 
 // waitLimit bounds every wait on a condition in these tests.
 const waitLimit = 10 * time.Second
 
-// runServer starts an in-process nats-server on a random port with JetStream in a
-// temporary store, after mod (if any) has adjusted the options. It returns the server
-// and the options to restart it with (same port, same store).
-func runServer(t testing.TB, mod func(*server.Options)) (*server.Server, server.Options) {
-	t.Helper()
-	opts := test.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	if mod != nil {
-		mod(&opts)
-	}
-	s := test.RunServer(&opts)
-	t.Cleanup(s.Shutdown)
-	opts.Port = s.Addr().(*net.TCPAddr).Port
-	return s, opts
-}
-
-// restartServer starts a server again with opts (same port and store directory).
-func restartServer(t testing.TB, opts server.Options) *server.Server {
-	t.Helper()
-	s := test.RunServer(&opts)
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
-func stopServer(s *server.Server) {
-	s.Shutdown()
-	s.WaitForShutdown()
-}
-
 // connect dials s through Connect with fast reconnects.
-func connect(t testing.TB, s *server.Server, mod func(*ConnectOptions)) *nats.Conn {
+func connect(t testing.TB, s *natstest.Server, mod func(*ConnectOptions)) *nats.Conn {
 	t.Helper()
 	o := ConnectOptions{URLs: s.ClientURL(), Name: "sink-test", ReconnectWait: 20 * time.Millisecond}
 	if mod != nil {
@@ -120,17 +88,6 @@ func (d doneSink) wait(t testing.TB, n int, timeout time.Duration) []error {
 		}
 	}
 	return out
-}
-
-// runServerOnPort starts a server on a given port (see runServer).
-func runServerOnPort(t testing.TB, port int, mod func(*server.Options)) (*server.Server, server.Options) {
-	t.Helper()
-	return runServer(t, func(o *server.Options) {
-		o.Port = port
-		if mod != nil {
-			mod(o)
-		}
-	})
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

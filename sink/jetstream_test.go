@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
@@ -71,7 +72,7 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) []*jetstream.
 }
 
 func TestJetStreamPublishAndDedup(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 	p := newJS(t, nc, JetStreamOptions{})
 	ensure(t, p.JetStream(), "DC", "dc")
@@ -117,7 +118,7 @@ func TestJetStreamPublishAndDedup(t *testing.T) {
 }
 
 func TestJetStreamServerRestart(t *testing.T) {
-	s, opts := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 	p := newJS(t, nc, JetStreamOptions{MaxPending: 64, AckTimeout: time.Second, RetryBackoff: 10 * time.Millisecond})
 	ensure(t, p.JetStream(), "DC", "dc")
@@ -140,10 +141,10 @@ func TestJetStreamServerRestart(t *testing.T) {
 		}
 	}
 	publish(up, inFlight) // acks may be lost in the shutdown
-	stopServer(s)
+	s.Stop()
 	waitStatus(t, nc, nats.RECONNECTING)
 	publish(up+inFlight, down)
-	restartServer(t, opts)
+	natstest.Rerun(t, s)
 
 	for _, err := range dones.wait(t, inFlight+down, 20*time.Second) {
 		if err != nil {
@@ -177,7 +178,7 @@ func TestJetStreamServerRestart(t *testing.T) {
 }
 
 func TestJetStreamBackpressureAndClose(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 	const maxPending = 3
 	p, err := NewJetStream(nc, JetStreamOptions{MaxPending: maxPending})
@@ -185,7 +186,7 @@ func TestJetStreamBackpressureAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ensure(t, p.JetStream(), "DC", "dc")
-	stopServer(s)
+	s.Stop()
 	waitStatus(t, nc, nats.RECONNECTING)
 
 	dones := newDoneSink(maxPending + 2)
@@ -234,7 +235,7 @@ func TestJetStreamBackpressureAndClose(t *testing.T) {
 }
 
 func TestJetStreamRetriesUntilStreamExists(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 	var onRetry atomic.Uint64
 	p := newJS(t, nc, JetStreamOptions{RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond,
@@ -258,7 +259,7 @@ func TestJetStreamRetriesUntilStreamExists(t *testing.T) {
 }
 
 func TestJetStreamPermanentError(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 	p := newJS(t, nc, JetStreamOptions{})
 	ctx := context.Background()
@@ -314,7 +315,7 @@ func TestEnsureStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := runServer(t, nil)
+			s := natstest.Run(t)
 			nc := connect(t, s, nil)
 			js, err := jetstream.New(nc)
 			if err != nil {
@@ -356,7 +357,7 @@ func TestEnsureStream(t *testing.T) {
 }
 
 func TestNewJetStreamOptions(t *testing.T) {
-	s, _ := runServer(t, func(o *server.Options) { o.JetStream = false })
+	s := natstest.Run(t, func(o *server.Options) { o.JetStream = false })
 	nc := connect(t, s, nil)
 	if _, err := NewJetStream(nc, JetStreamOptions{MaxPending: -1}); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("NewJetStream with negative MaxPending = %v", err)
@@ -372,7 +373,7 @@ type fakeStream struct {
 	ids     []string
 }
 
-func (f *fakeStream) serve(t *testing.T, s *server.Server, subject string) {
+func (f *fakeStream) serve(t *testing.T, s *natstest.Server, subject string) {
 	t.Helper()
 	nc := connect(t, s, nil)
 	_, err := nc.Subscribe(subject, func(m *nats.Msg) {
@@ -419,7 +420,7 @@ func TestJetStreamAttemptOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := runServer(t, nil)
+			s := natstest.Run(t)
 			f := &fakeStream{replies: tt.replies}
 			f.serve(t, s, "fake.>")
 			nc := connect(t, s, nil)
@@ -459,7 +460,7 @@ func TestJetStreamAttemptOutcomes(t *testing.T) {
 
 // A message given again while still pending is published (and settled) twice.
 func TestJetStreamSameMsgTwice(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	f := &fakeStream{replies: []string{"", ""}}
 	f.serve(t, s, "fake.>")
 	nc := connect(t, s, nil)
@@ -487,7 +488,7 @@ func TestJetStreamSameMsgTwice(t *testing.T) {
 // Close abandons messages still waiting for their acknowledgement, and the
 // acknowledgement timeouts that follow call nothing more.
 func TestJetStreamCloseAbandonsUnacknowledged(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	f := &fakeStream{replies: slices.Repeat([]string{""}, 100)}
 	f.serve(t, s, "fake.>")
 	nc := connect(t, s, nil)
@@ -525,11 +526,11 @@ func TestJetStreamCloseAbandonsUnacknowledged(t *testing.T) {
 
 // Pending messages cost no goroutine each.
 func TestJetStreamPendingWithoutGoroutines(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 	const pending = 500
 	p := newJS(t, nc, JetStreamOptions{MaxPending: pending})
-	stopServer(s)
+	s.Stop()
 	waitStatus(t, nc, nats.RECONNECTING)
 	before := runtime.NumGoroutine()
 	dones := newDoneSink(pending)
@@ -549,7 +550,7 @@ func TestJetStreamPendingWithoutGoroutines(t *testing.T) {
 // BenchmarkJetStreamPublish publishes distinct ~300-byte messages through one
 // publisher to an in-process server, as fast as acknowledgements allow.
 func BenchmarkJetStreamPublish(b *testing.B) {
-	s, _ := runServer(b, nil)
+	s := natstest.Run(b)
 	nc := connect(b, s, nil)
 	p := newJS(b, nc, JetStreamOptions{})
 	ensure(b, p.JetStream(), "DC", "dc")

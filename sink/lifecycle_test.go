@@ -14,6 +14,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/internal/backoff"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
@@ -22,7 +23,7 @@ import (
 // trying, and once the server is back with JetStream it creates the stream,
 // says so once and stops trying.
 func TestStreamEnsurerRetriesUntilJetStream(t *testing.T) {
-	s, opts := runServer(t, func(o *server.Options) { o.JetStream = false })
+	s := natstest.Run(t, func(o *server.Options) { o.JetStream = false })
 	nc := connect(t, s, nil)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -48,10 +49,10 @@ func TestStreamEnsurerRetriesUntilJetStream(t *testing.T) {
 		t.Errorf("failure logged without the hint:\n%s", logs.String())
 	}
 
-	stopServer(s)
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	restartServer(t, opts)
+	s.Stop()
+	s.Options.JetStream = true
+	s.Options.StoreDir = t.TempDir()
+	natstest.Rerun(t, s)
 	poll.Wait(t, waitLimit, "the stream to be ensured", func() bool { return e.Err() == nil })
 	e.Stop()
 	if n := logs.Count("stream ready"); n != 1 {
@@ -72,7 +73,7 @@ func TestStreamEnsurerRetriesUntilJetStream(t *testing.T) {
 // cannot be created, waits for them, and can be called again; and that Stop
 // without Start returns at once.
 func TestStreamEnsurerStop(t *testing.T) {
-	s, _ := runServer(t, func(o *server.Options) { o.JetStream = false })
+	s := natstest.Run(t, func(o *server.Options) { o.JetStream = false })
 	nc := connect(t, s, nil)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -104,7 +105,7 @@ func TestStreamEnsurerStop(t *testing.T) {
 // TestWatchStatus checks that the watcher reports the state at start, a
 // lost connection, the reconnect, and nothing after Stop.
 func TestWatchStatus(t *testing.T) {
-	s, opts := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 
 	var mu sync.Mutex
@@ -126,9 +127,9 @@ func TestWatchStatus(t *testing.T) {
 		t.Fatalf("at start: last %v after %d calls, want true after 1", up, n)
 	}
 
-	stopServer(s)
+	s.Stop()
 	poll.Wait(t, waitLimit, "the watcher to report the lost connection", func() bool { up, _ := last(); return !up })
-	restartServer(t, opts)
+	natstest.Rerun(t, s)
 	waitStatus(t, nc, nats.CONNECTED)
 	poll.Wait(t, waitLimit, "the watcher to report the reconnect", func() bool { up, _ := last(); return up })
 
@@ -144,7 +145,7 @@ func TestWatchStatus(t *testing.T) {
 // TestDrain checks that Drain flushes what was published and closes the
 // connection, and that a connection already closed or down is no error.
 func TestDrain(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 	sub := connect(t, s, nil)
 	got, err := sub.SubscribeSync("drain.>")
@@ -175,7 +176,7 @@ func TestDrain(t *testing.T) {
 	}
 
 	down := connect(t, s, nil)
-	stopServer(s)
+	s.Stop()
 	waitStatus(t, down, nats.RECONNECTING)
 	if err := Drain(ctx, down); err != nil {
 		t.Errorf("Drain of a connection that is down: %v", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
@@ -19,7 +20,7 @@ import (
 // StalledAfter, the cause is logged once, and Ready is nil again once a stream
 // acknowledges it.
 func TestJetStreamReadyReportsMissingStream(t *testing.T) {
-	s, _ := runServer(t, nil)
+	s := natstest.Run(t)
 	nc := connect(t, s, nil)
 	var logs logtest.Buffer
 	const hint = "create the stream, please"

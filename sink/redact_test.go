@@ -37,17 +37,17 @@ func TestConnectNeverLogsURLCredentials(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs logtest.Buffer
 			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			s, opts := runServer(t, func(o *server.Options) { o.JetStream = false; tt.server(o) })
+			s := natstest.Run(t, func(o *server.Options) { o.JetStream = false; tt.server(o) })
 			nc := connect(t, s, func(o *ConnectOptions) {
-				o.URLs = "nats://" + tt.userinfo + "@127.0.0.1:" + itoa(opts.Port)
+				o.URLs = "nats://" + tt.userinfo + "@127.0.0.1:" + itoa(s.Options.Port)
 				o.Logger = log
 			})
 			poll.Wait(t, waitLimit, "connected log", func() bool { return strings.Contains(logs.String(), "nats connected") })
 
-			stopServer(s)
+			s.Stop()
 			waitStatus(t, nc, nats.RECONNECTING)
 			poll.Wait(t, waitLimit, "a failed reconnect logged", func() bool { return logs.Count("nats reconnect failed, still trying") > 0 })
-			restartServer(t, opts)
+			natstest.Rerun(t, s)
 			waitStatus(t, nc, nats.CONNECTED)
 			poll.Wait(t, waitLimit, "reconnected log", func() bool { return logs.Count("nats reconnected") == 1 })
 			nc.Close()
@@ -57,7 +57,7 @@ func TestConnectNeverLogsURLCredentials(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			bad, err := Connect(ctx, ConnectOptions{
-				URLs: "nats://" + tt.wrong + "@127.0.0.1:" + itoa(opts.Port), ReconnectWait: 20 * time.Millisecond, Logger: log,
+				URLs: "nats://" + tt.wrong + "@127.0.0.1:" + itoa(s.Options.Port), ReconnectWait: 20 * time.Millisecond, Logger: log,
 			})
 			if err != nil {
 				t.Fatalf("Connect with refused credentials: %v", err)

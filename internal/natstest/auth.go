@@ -8,6 +8,12 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
+// OnPort returns server options that listen on port (Run picks a random one
+// otherwise), e.g. a port a client was told to dial before the server starts.
+func OnPort(port int) func(*server.Options) {
+	return func(o *server.Options) { o.Port = port }
+}
+
 // UserPassword returns server options that admit only user with password.
 func UserPassword(user, password string) func(*server.Options) {
 	return func(o *server.Options) { o.Username, o.Password = user, password }
