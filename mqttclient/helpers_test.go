@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -16,10 +15,10 @@ import (
 
 	"github.com/gorilla/websocket"
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	mpackets "github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/mqttws"
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
@@ -214,54 +213,28 @@ type broker struct {
 	addr string
 }
 
-// startBroker starts a broker on a free 127.0.0.1 port. mochi's WebSocket
-// listener binds its configured address itself and does not report the port
-// it got, so a free port is found first and the listener is then waited for.
+// startBroker starts a broker whose WebSocket endpoint is served by an HTTP
+// server on a free 127.0.0.1 port; closing the broker at cleanup
+// disconnects its clients.
 func startBroker(t testing.TB, hook *brokerHook) *broker {
 	t.Helper()
-	for attempt := 0; attempt < 5; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
-
-		srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-		if err := srv.AddHook(hook, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: addr})); err != nil {
-			t.Fatal(err)
-		}
-		if err := srv.Serve(); err != nil {
-			t.Fatal(err)
-		}
-		if listening(addr, 2*time.Second) {
-			b := &broker{srv: srv, hook: hook, addr: addr}
-			t.Cleanup(func() { _ = srv.Close() })
-			return b
-		}
-		_ = srv.Close() // port taken in the meantime: try another
+	const listenerID = "ws"
+	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(hook, nil); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("broker did not start listening")
-	return nil
-}
-
-// listening reports whether addr accepts an HTTP request within timeout.
-func listening(addr string, timeout time.Duration) bool {
-	client := &http.Client{Timeout: 200 * time.Millisecond}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := client.Get("http://" + addr + "/")
-		if err == nil {
-			_ = resp.Body.Close()
-			client.CloseIdleConnections()
-			return true
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval
+	if err := srv.AddListener(mqttws.NewListener(listenerID, "/mqtt")); err != nil {
+		t.Fatal(err)
 	}
-	return false
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(mqttws.Handler(srv, listenerID))
+	t.Cleanup(func() {
+		_ = srv.Close()
+		hs.Close()
+	})
+	return &broker{srv: srv, hook: hook, addr: hs.Listener.Addr().String()}
 }
 
 func (b *broker) url() string { return signedURL(b.addr) }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -14,8 +13,9 @@ import (
 
 	"github.com/gorilla/websocket"
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/mqttws"
 )
 
 const (
@@ -90,7 +90,10 @@ func (s *Server) startBroker() error {
 	if err := b.AddHook(&hook{s: s}, nil); err != nil {
 		return err
 	}
-	if err := b.AddListener(wsListener{}); err != nil {
+	// The listener registers the emulator's WebSocket endpoint, so that
+	// closing the broker disconnects its clients; connections arrive through
+	// Server.handleMQTT.
+	if err := b.AddListener(mqttws.NewListener(listenerID, "/mqtt")); err != nil {
 		return err
 	}
 	s.broker = b
@@ -106,13 +109,6 @@ func brokerLogger(l *slog.Logger) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-var upgrader = websocket.Upgrader{
-	Subprotocols:    []string{"mqtt"},
-	ReadBufferSize:  16 << 10,
-	WriteBufferSize: 32 << 10,
-	CheckOrigin:     func(*http.Request) bool { return true },
-}
-
 // handleMQTT checks the signed URL, upgrades to WebSocket and hands the
 // connection to the broker until it ends.
 func (s *Server) handleMQTT(w http.ResponseWriter, r *http.Request) {
@@ -123,18 +119,18 @@ func (s *Server) handleMQTT(w http.ResponseWriter, r *http.Request) {
 		writePlain(w, http.StatusForbidden, `{"message":"Forbidden"}`)
 		return
 	}
-	if !websocket.IsWebSocketUpgrade(r) || !slices.Contains(websocket.Subprotocols(r), "mqtt") {
+	if !websocket.IsWebSocketUpgrade(r) || !slices.Contains(websocket.Subprotocols(r), mqttws.Subprotocol) {
 		s.stats.handshakesRefused.Add(1)
 		writePlain(w, http.StatusBadRequest, `{"message":"a WebSocket upgrade with subprotocol mqtt is required"}`)
 		return
 	}
-	ws, err := upgrader.Upgrade(w, r, nil)
+	ws, err := mqttws.Upgrade(w, r)
 	if err != nil {
 		s.stats.handshakesRefused.Add(1)
 		return // the upgrader answered
 	}
 	ws.SetReadLimit(maxIncomingMessage)
-	c := &wsConn{Conn: ws.UnderlyingConn(), ws: ws, grant: g}
+	c := &wsConn{Conn: mqttws.NewConn(ws), grant: g}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -189,62 +185,13 @@ func (s *Server) kick(cl *mqtt.Client, cause error) {
 	cl.Stop(cause)
 }
 
-// wsConn adapts a WebSocket to the net.Conn the broker reads MQTT from. It
+// wsConn is a WebSocket connection to the broker (see mqttws.Conn). It
 // remembers the grant whose signed URL opened it.
 type wsConn struct {
-	net.Conn // the underlying connection: addresses, deadlines, Close
-	ws       *websocket.Conn
-	r        io.Reader // the current message, or nil
-	grant    *grant
-	session  atomic.Pointer[session]
+	*mqttws.Conn
+	grant   *grant
+	session atomic.Pointer[session]
 }
-
-var errNotBinary = errors.New("websocket message is not binary")
-
-// Read reads MQTT bytes across WebSocket messages.
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			op, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if op != websocket.BinaryMessage {
-				return 0, errNotBinary
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-// Write sends p as one binary WebSocket message. The broker serialises writes.
-func (c *wsConn) Write(p []byte) (int, error) {
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// wsListener registers the emulator's WebSocket endpoint with the broker,
-// so that closing the broker disconnects its clients. Connections arrive
-// through Server.handleMQTT, not through Serve.
-type wsListener struct{}
-
-func (wsListener) Init(*slog.Logger) error              { return nil }
-func (wsListener) Serve(listeners.EstablishFn)          {}
-func (wsListener) ID() string                           { return listenerID }
-func (wsListener) Address() string                      { return "/mqtt" }
-func (wsListener) Protocol() string                     { return "ws" }
-func (wsListener) Close(closeClients listeners.CloseFn) { closeClients(listenerID) }
 
 // hook enforces the grant rules in the broker and keeps the sessions.
 type hook struct {
