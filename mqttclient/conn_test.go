@@ -260,7 +260,7 @@ func TestConnectionLost(t *testing.T) {
 	default:
 	}
 	b.kick(t, id)
-	waitClosed(t, c.Done(), 2*time.Second, "Done after the broker closed the connection")
+	poll.Recv(t, c.Done(), 2*time.Second, "Done after the broker closed the connection")
 	err := c.Err()
 	if !errors.Is(err, ErrConnectionLost) {
 		t.Fatalf("Err = %v, want ErrConnectionLost", err)
@@ -290,12 +290,12 @@ func TestConnectionLostWhileHandlerBusy(t *testing.T) {
 	}})
 	defer close(release)
 	b.publish(t, "t", []byte("block"), 0)
-	waitClosed(t, entered, 5*time.Second, "the handler to be called")
+	poll.Recv(t, entered, 5*time.Second, "the handler to be called")
 	b.kick(t, id)
 	// paho reads nothing while the Handler blocks, so the loss is seen once
 	// it returns (or when a keepalive write fails), not before.
 	release <- struct{}{}
-	waitClosed(t, c.Done(), 2*time.Second, "Done once the handler returned")
+	poll.Recv(t, c.Done(), 2*time.Second, "Done once the handler returned")
 	if !errors.Is(c.Err(), ErrConnectionLost) {
 		t.Fatalf("Err = %v, want ErrConnectionLost", c.Err())
 	}
@@ -307,7 +307,7 @@ func TestClose(t *testing.T) {
 	const id = "stream-close"
 	c := dial(t, Options{URL: b.url(), ClientID: id, Topics: []string{"t"}, Handler: func(Message) {}, Logger: testLogger(t)})
 	c.Close()
-	waitClosed(t, c.Done(), time.Second, "Done after Close")
+	poll.Recv(t, c.Done(), time.Second, "Done after Close")
 	if err := c.Err(); err != nil {
 		t.Errorf("Err = %v, want nil", err)
 	}
@@ -559,7 +559,7 @@ func TestSocketClosedByClient(t *testing.T) {
 	sock := c.sock
 	c.mu.Unlock()
 	_ = sock.Close()
-	waitClosed(t, c.Done(), 2*time.Second, "Done after the socket was closed under the client")
+	poll.Recv(t, c.Done(), 2*time.Second, "Done after the socket was closed under the client")
 	if err := c.Err(); !errors.Is(err, ErrConnectionLost) || !errors.Is(err, errClosedByClient) {
 		t.Fatalf("Err = %v, want ErrConnectionLost wrapping errClosedByClient", err)
 	}

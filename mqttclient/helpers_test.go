@@ -53,16 +53,6 @@ func signedURL(addr string) string {
 	return "ws://" + addr + "/mqtt?" + secretQuery
 }
 
-// waitClosed fails unless ch is closed within timeout.
-func waitClosed(t testing.TB, ch <-chan struct{}, timeout time.Duration, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(timeout):
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
-	}
-}
-
 // checkGoroutines fails the test if, once every later cleanup has run, the
 // goroutine count does not come back to what it is now.
 func checkGoroutines(t *testing.T) {

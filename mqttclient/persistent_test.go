@@ -31,7 +31,7 @@ func TestPersistentSessionResumes(t *testing.T) {
 		t.Errorf("Unacked = %d, want 1", n)
 	}
 	b.kick(t, id)
-	waitClosed(t, c.Done(), 5*time.Second, "connection lost")
+	poll.Recv(t, c.Done(), 5*time.Second, "connection lost")
 	b.publish(t, "t", []byte("while away"), 1) // queued for the session
 
 	c2 := dial(t, opts)
@@ -63,7 +63,7 @@ func TestCleanSessionDiscardsOnLoss(t *testing.T) {
 		Handler: func(m Message) { got <- m }}
 	c := dial(t, opts)
 	b.kick(t, id)
-	waitClosed(t, c.Done(), 5*time.Second, "connection lost")
+	poll.Recv(t, c.Done(), 5*time.Second, "connection lost")
 	b.publish(t, "t", []byte("while away"), 1)
 	c2 := dial(t, opts)
 	if c2.SessionPresent() {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
 
 const (
@@ -197,25 +199,13 @@ func wait(tok paho.Token) error {
 // next returns the next message, or fails the test after waitLimit.
 func (c *client) next(t testing.TB) received {
 	t.Helper()
-	select {
-	case m := <-c.msgs:
-		return m
-	case <-time.After(waitLimit):
-		t.Fatal("no message")
-		return received{}
-	}
+	return poll.Recv(t, c.msgs, waitLimit, "a message")
 }
 
 // waitLost waits until the connection is lost.
 func (c *client) waitLost(t testing.TB) error {
 	t.Helper()
-	select {
-	case err := <-c.lost:
-		return err
-	case <-time.After(waitLimit):
-		t.Fatal("connection not lost")
-		return nil
-	}
+	return poll.Recv(t, c.lost, waitLimit, "the connection to be lost")
 }
 
 // message is the part of a feed message the tests check.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 )
@@ -115,4 +117,26 @@ func Rerun(t testing.TB, s *Server) {
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Connect dials s with opts, failing the test on error, and closes the
+// connection at cleanup.
+func (s *Server) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		t.Fatalf("connect to nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// JetStream returns JetStream over a new connection to s (see Connect).
+func (s *Server) JetStream(t testing.TB, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(s.Connect(t, opts...))
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return js
 }

@@ -20,7 +20,7 @@ func TestRunStopRerun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	js := jetStream(t, url)
+	js := s.JetStream(t)
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KEPT", Subjects: []string{"kept.>"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestRunStopRerun(t *testing.T) {
 	if got := s.ClientURL(); got != url {
 		t.Fatalf("ClientURL after Rerun = %s, want %s", got, url)
 	}
-	if _, err := jetStream(t, url).Stream(ctx, "KEPT"); err != nil {
+	if _, err := s.JetStream(t).Stream(ctx, "KEPT"); err != nil {
 		t.Fatalf("stream after Rerun: %v", err)
 	}
 }
@@ -48,23 +48,5 @@ func TestRunOptions(t *testing.T) {
 	if _, err := nats.Connect(s.ClientURL()); err == nil {
 		t.Fatal("connected without the password")
 	}
-	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("u", "p"))
-	if err != nil {
-		t.Fatalf("connect with the password: %v", err)
-	}
-	nc.Close()
-}
-
-func jetStream(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	s.Connect(t, nats.UserInfo("u", "p"))
 }

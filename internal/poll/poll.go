@@ -51,3 +51,20 @@ func Wait(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 		t.Fatalf("timed out after %v waiting for %s", timeout, what)
 	}
 }
+
+// Recv returns the next value received from ch (the zero value once ch is
+// closed), failing the test (t.Fatalf, naming what) if none comes within
+// timeout.
+func Recv[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		var zero T
+		return zero
+	}
+}

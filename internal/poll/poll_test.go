@@ -3,6 +3,7 @@ package poll
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -51,4 +52,39 @@ func TestUntil(t *testing.T) {
 			})
 		})
 	}
+}
+
+// fatalRecorder is a testing.TB that records Fatalf instead of stopping.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Helper() {}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) { r.msg = fmt.Sprintf(format, args...) }
+
+func TestRecv(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan int, 1)
+		go func() {
+			time.Sleep(time.Second)
+			ch <- 7
+		}()
+		if got := Recv(t, ch, 2*time.Second, "seven"); got != 7 {
+			t.Fatalf("Recv = %d, want 7", got)
+		}
+
+		r := &fatalRecorder{TB: t}
+		start := time.Now()
+		if got := Recv(r, ch, 3*time.Second, "nothing"); got != 0 {
+			t.Errorf("Recv after the timeout = %d, want 0", got)
+		}
+		if got := time.Since(start); got != 3*time.Second {
+			t.Errorf("Recv waited %v, want 3s", got)
+		}
+		if want := "timed out after 3s waiting for nothing"; r.msg != want {
+			t.Errorf("Fatalf(%q), want %q", r.msg, want)
+		}
+	})
 }
