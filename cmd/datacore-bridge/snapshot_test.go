@@ -67,3 +67,10 @@ func (s snapshot) count(name string) uint64 {
 	}
 	return n
 }
+
+// sumMetric is one family's sum (see snapshot.sum) in a gather of its own:
+// for a single value; compare values of one snapshot instead.
+func sumMetric(t *testing.T, e *env, name, skip string) float64 {
+	t.Helper()
+	return gather(t, e.m.Registry).sum(name, skip)
+}
