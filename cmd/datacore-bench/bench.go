@@ -86,8 +86,8 @@ func quickBenchOpts() benchOpts {
 		scaleBaseline:  300 * time.Millisecond,
 		scaleConnect:   15 * time.Second,
 		scaleWindow:    1500 * time.Millisecond,
-		rotations:      2,
-		rotRate:        200,
+		rotations:      3,
+		rotRate:        1000, // as the full run: at 200 msg/s a rotation that loses a few ms of messages goes unseen
 		rotTTL:         2 * time.Second,
 		microDur:       50 * time.Millisecond,
 	}

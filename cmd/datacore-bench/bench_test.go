@@ -78,8 +78,17 @@ func TestBenchQuick(t *testing.T) {
 
 	if r := rep.Rotation; r == nil {
 		t.Error("rotation section missing")
-	} else if r.Rotations < 1 || r.Messages <= 0 || r.MaxGap <= 0 || r.Interval <= 0 {
-		t.Errorf("rotation %+v: want rotations, messages and gaps", *r)
+	} else {
+		if r.Rotations < 1 || r.Messages <= 0 || r.MaxGap <= 0 || r.Interval <= 0 {
+			t.Errorf("rotation %+v: want rotations, messages and gaps", *r)
+		}
+		// What the README promises of rotations (make-before-break, then
+		// the old connection drained; copies from the overlap suppressed):
+		// every seq up to the end reaches NATS exactly once.
+		if r.Lost != 0 || r.Duplicated != 0 {
+			t.Errorf("rotation: %.0f lost, %.0f duplicated over %.0f rotations (%.0f messages); want 0 and 0",
+				r.Lost, r.Duplicated, r.Rotations, r.Messages)
+		}
 	}
 
 	if len(rep.Micro) < 3 {

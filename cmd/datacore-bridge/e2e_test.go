@@ -56,11 +56,15 @@ func caughtUp(c *collector, want map[string]uint64) bool {
 func TestDeliveryAcrossRotationsAndDisconnects(t *testing.T) {
 	fixtureIDs := []string{"sr:match:1", "sr:match:2"}
 	venueIDs := []string{"venue.1>main"} // a dot and a wildcard: escaped in the subject
+	// The feed is fast enough that a reconnect slower than it should be
+	// shows in the loss bound below: at these rates 400 ms of messages
+	// (840) is well over what one reconnect may cost (315).
+	const fixtureRate, scoreboardRate = 1000, 100
 	e := newEnv(t, envOptions{
 		sim: sim.Options{
 			Fixtures: fixtureIDs, Venues: venueIDs,
 			GrantTTL: 2 * time.Second,
-			Feed:     sim.Feed{Rate: 100, ScoreboardRate: 20},
+			Feed:     sim.Feed{Rate: fixtureRate, ScoreboardRate: scoreboardRate},
 		},
 		configure: func(c *config.Config) {
 			c.Fixtures, c.Venues = fixtureIDs, venueIDs
@@ -112,9 +116,12 @@ func TestDeliveryAcrossRotationsAndDisconnects(t *testing.T) {
 		t.Errorf("%d duplicates published", total.dups)
 	}
 	// Each forced disconnect costs at most the messages sent during one
-	// reconnect: half a second of messages is a generous bound.
-	if limit := 3 * streams * 50; total.lost > limit {
-		t.Errorf("lost %d messages over 3 disconnects, want at most %d", total.lost, limit)
+	// reconnect (a fresh grant, a dial, a subscribe: tens of milliseconds,
+	// the first backoff is 50 ms): 150 ms of the whole feed per disconnect
+	// is a generous bound that a reconnect waiting 400 ms still exceeds.
+	perDisconnect := (len(fixtureIDs)*fixtureRate + len(venueIDs)*scoreboardRate) * 150 / 1000
+	if limit := 3 * perDisconnect; total.lost > limit {
+		t.Errorf("lost %d messages over 3 disconnects, want at most %d (%d per disconnect: 150 ms of the feed)", total.lost, limit, perDisconnect)
 	}
 	if code, body := e.do(http.MethodGet, "/readyz", ""); code != http.StatusOK {
 		t.Errorf("/readyz = %d %s", code, body)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -45,6 +46,9 @@ type env struct {
 	m    *metrics.Metrics
 	b    *bridge.Bridge
 	logs *logtest.Buffer
+	// secrets are values besides the credential secret, the admin token
+	// and the signed URLs' secrets that must not reach the logs.
+	secrets []string
 }
 
 type envOptions struct {
@@ -55,13 +59,15 @@ type envOptions struct {
 	extras    bridge.Options
 	// nats changes the embedded NATS server's options before it starts.
 	nats func(*server.Options)
+	// secrets are more values the log scan looks for (see assertNoSecretsInLogs).
+	secrets []string
 }
 
 // newEnv starts the emulator, NATS and the bridge (internal/testbed), and
 // stops them when the test ends.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, logs: &logtest.Buffer{}}
+	e := &env{t: t, logs: &logtest.Buffer{}, secrets: o.secrets}
 	if o.sim.CredentialID == "" {
 		o.sim.CredentialID, o.sim.CredentialSecret = testCredID, testCredSecret
 	}
@@ -124,14 +130,34 @@ func (e *env) startNATS() {
 }
 
 // assertNoSecretsInLogs fails the test when a secret or a signed URL's query
-// reached the bridge's logs.
+// reached the bridge's logs: the query's parameter names, and the value of
+// every secret (the credential secret, the admin token, each secret of every
+// signed URL the emulator issued, and e.secrets), as it is and as it would
+// read inside a URL's query or a JSON string.
 func (e *env) assertNoSecretsInLogs() {
 	e.t.Helper()
 	logs := e.logs.String()
-	for _, secret := range []string{testCredSecret, testAdminToken, "X-Amz-Signature", "X-Amz-Security-Token", "X-Amz-Credential"} {
-		if strings.Contains(logs, secret) {
-			i := strings.Index(logs, secret)
-			e.t.Errorf("logs contain %q: …%s…", secret, logs[max(0, i-200):min(len(logs), i+100)])
+	check := func(what, s string) {
+		if s == "" || !strings.Contains(logs, s) {
+			return
+		}
+		i := strings.Index(logs, s)
+		e.t.Errorf("logs contain %s %q: …%s…", what, s, logs[max(0, i-200):min(len(logs), i+100)])
+	}
+	for _, name := range []string{"X-Amz-Signature", "X-Amz-Security-Token", "X-Amz-Credential"} {
+		check("the parameter", name)
+	}
+	values := append([]string{testCredSecret, testAdminToken}, e.secrets...)
+	if e.emu != nil {
+		values = append(values, e.emu.SignedURLSecrets()...)
+	}
+	for _, v := range values {
+		quoted, _ := json.Marshal(v)
+		forms := []string{v, url.QueryEscape(v), string(quoted[1 : len(quoted)-1])}
+		for i, f := range forms {
+			if i == 0 || f != v {
+				check("the secret", f)
+			}
 		}
 	}
 }

@@ -202,20 +202,28 @@ func soak(t *testing.T, jetStream bool) soakResult {
 		}
 		return true
 	})
-	waitFor(t, 30*time.Second, "nothing in flight", func() bool { return testutil.ToFloat64(e.m.Inflight) == 0 })
+	// Every stream's goroutine has returned (a stopped stream leaves the
+	// streams gauge) and nothing is in flight: the counters are final.
+	waitFor(t, 30*time.Second, "every stream stopped with nothing in flight", func() bool {
+		s := gather(t, e.m.Registry)
+		return s.sum("datacore_streams", "") == 0 && s.sum("datacore_inflight_messages", "") == 0
+	})
 	c.checkProblems()
 
+	// One gather: every counter of the same instant.
+	s := gather(t, e.m.Registry)
+	emu := e.emu.Stats()
 	r := soakResult{
-		received:    sumMetric(t, e, "datacore_messages_received_total", ""),
-		published:   sumMetric(t, e, "datacore_messages_published_total", ""),
-		duplicates:  sumMetric(t, e, "datacore_duplicates_suppressed_total", ""),
-		dropped:     sumMetric(t, e, "datacore_messages_dropped_total", "unknown_topic"),
-		failed:      testutil.ToFloat64(e.m.Dropped.WithLabelValues("publish_error")),
-		inflight:    testutil.ToFloat64(e.m.Inflight),
-		disconnects: e.emu.Stats().Disconnects,
-		emuDropped:  e.emu.Stats().Dropped,
-		rotations:   rotations(),
-		reconnects:  sumMetric(t, e, "datacore_reconnects_total", ""),
+		received:    s.sum("datacore_messages_received_total", ""),
+		published:   s.sum("datacore_messages_published_total", ""),
+		duplicates:  s.sum("datacore_duplicates_suppressed_total", ""),
+		dropped:     s.sum("datacore_messages_dropped_total", "unknown_topic"),
+		failed:      s.value("datacore_messages_dropped_total", "publish_error"),
+		inflight:    s.sum("datacore_inflight_messages", ""),
+		disconnects: emu.Disconnects,
+		emuDropped:  emu.Dropped,
+		rotations:   s.value("datacore_rotations_total", "ok"),
+		reconnects:  s.sum("datacore_reconnects_total", ""),
 		emuQueued:   queued,
 		held:        held,
 		heldLimit:   float64(e.cfg.MaxInflight),
@@ -323,32 +331,6 @@ func readStream(t *testing.T, e *env, name string) *collector {
 	}
 	t.Cleanup(cc.Stop)
 	return c
-}
-
-// sumMetric adds up every series of a metric family, leaving out the series
-// with a label of value skip.
-func sumMetric(t *testing.T, e *env, name, skip string) float64 {
-	t.Helper()
-	families, err := e.m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if skip != "" && l.GetValue() == skip {
-					continue series
-				}
-			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
 }
 
 // settledUsage returns the goroutine count and the heap in use after a GC.
