@@ -15,6 +15,7 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
@@ -159,7 +160,7 @@ func (w window) cpuPerMsg() float64 {
 // measure waits until count moves, lets it run for warm, then measures
 // messages, wall time and process CPU over dur.
 func measure(ctx context.Context, count func() uint64, warm, dur time.Duration) (window, error) {
-	if err := testbed.Until(ctx, 20*time.Second, "first message", func() bool { return count() > 0 }); err != nil {
+	if err := poll.Until(ctx, 20*time.Second, "first message", func() bool { return count() > 0 }); err != nil {
 		return window{}, err
 	}
 	if !sleepCtx(ctx, warm) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/mqttclient"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
@@ -163,7 +163,7 @@ func benchPahoLatency(ctx context.Context, o benchOpts, rate float64) (p50, p99,
 
 // collectLatency waits for the flow, warms up, then records for o.latDur.
 func collectLatency(ctx context.Context, o benchOpts, count func() uint64, lat *latencies) error {
-	if err := testbed.Until(ctx, 20*time.Second, "first message", func() bool { return count() > 0 }); err != nil {
+	if err := poll.Until(ctx, 20*time.Second, "first message", func() bool { return count() > 0 }); err != nil {
 		return err
 	}
 	if !sleepCtx(ctx, o.warm) {

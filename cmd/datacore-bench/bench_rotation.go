@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 	"github.com/datacore-bridge/datacore-bridge/sink"
@@ -146,7 +147,7 @@ func runRotation(ctx context.Context, o benchOpts, log *slog.Logger) (rotPoint, 
 
 	rotations := func() float64 { return testbed.CounterSum(b.Metrics().Rotations.WithLabelValues("ok")) }
 	limit := time.Duration(o.rotations+2)*o.rotTTL + 20*time.Second
-	if err := testbed.Until(ctx, limit, fmt.Sprintf("%d rotations", o.rotations), func() bool {
+	if err := poll.Until(ctx, limit, fmt.Sprintf("%d rotations", o.rotations), func() bool {
 		return rotations() >= float64(o.rotations)
 	}); err != nil {
 		return p, err
@@ -160,7 +161,7 @@ func runRotation(ctx context.Context, o benchOpts, log *slog.Logger) (rotPoint, 
 	for _, sc := range benchScopes {
 		want[sink.KindFromScope(sc)] = emu.LastSeq("fixture", benchFixture, sc)
 	}
-	if err := testbed.Until(ctx, 10*time.Second, "the last messages", func() bool { return w.reached(want) }); err != nil {
+	if err := poll.Until(ctx, 10*time.Second, "the last messages", func() bool { return w.reached(want) }); err != nil {
 		// Report what is missing rather than fail.
 		log.Warn("rotation: not every message arrived", "err", err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
-	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -114,7 +114,7 @@ func startScaleEmulator(ctx context.Context, n int, inProcess bool) (*scaleEmula
 		return nil, errors.New("emulator process: no api line")
 	case <-time.After(20 * time.Second):
 		e.close()
-		return nil, fmt.Errorf("emulator process: %w", testbed.ErrTimeout)
+		return nil, fmt.Errorf("emulator process: %w", poll.ErrTimeout)
 	case <-ctx.Done():
 		e.close()
 		return nil, ctx.Err()
@@ -227,7 +227,7 @@ func benchScale(ctx context.Context, o benchOpts, n int, log *slog.Logger) (scal
 		}
 		return c == n
 	}
-	if err := testbed.Until(ctx, o.scaleConnect, fmt.Sprintf("%d streams connected", n), connected); err != nil {
+	if err := poll.Until(ctx, o.scaleConnect, fmt.Sprintf("%d streams connected", n), connected); err != nil {
 		return p, err
 	}
 	p.ConnectSeconds = time.Since(started).Seconds()

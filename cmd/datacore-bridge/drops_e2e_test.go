@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -30,7 +31,7 @@ func TestOversizeMessagesAreAcknowledged(t *testing.T) {
 		configure: func(c *config.Config) { c.Fixtures = []string{id} },
 	})
 	received := func() float64 { return sumMetric(t, e, "datacore_messages_received_total", "") }
-	waitFor(t, 30*time.Second, "more than 300 messages received (three in-flight windows)", func() bool { return received() > 300 })
+	poll.Wait(t, 30*time.Second, "more than 300 messages received (three in-flight windows)", func() bool { return received() > 300 })
 	if code, body := e.do(http.MethodGet, "/readyz", ""); code != http.StatusOK {
 		t.Fatalf("/readyz = %d %s", code, body)
 	}
@@ -41,7 +42,7 @@ func TestOversizeMessagesAreAcknowledged(t *testing.T) {
 	}
 	tooLarge := func() float64 { return testutil.ToFloat64(e.m.Dropped.WithLabelValues("too_large")) }
 	shutdown := func() float64 { return testutil.ToFloat64(e.m.Dropped.WithLabelValues("shutdown")) }
-	waitFor(t, 10*time.Second, "every message received settled", func() bool {
+	poll.Wait(t, 10*time.Second, "every message received settled", func() bool {
 		return len(e.subscriptions()) == 0 && testutil.ToFloat64(e.m.Inflight) == 0 &&
 			tooLarge()+shutdown() == received()
 	})
@@ -120,7 +121,7 @@ func TestDecompressKeepsWhatWouldNotFit(t *testing.T) {
 		t.Fatalf("DELETE = %d %s", code, body)
 	}
 	received := func() float64 { return sumMetric(t, e, "datacore_messages_received_total", "") }
-	waitFor(t, 10*time.Second, "every message received settled", func() bool {
+	poll.Wait(t, 10*time.Second, "every message received settled", func() bool {
 		return len(e.subscriptions()) == 0 && testutil.ToFloat64(e.m.Inflight) == 0
 	})
 	published := sumMetric(t, e, "datacore_messages_published_total", "")

@@ -23,6 +23,7 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 	"github.com/datacore-bridge/datacore-bridge/sink"
 )
@@ -65,6 +66,10 @@ func TestDeliveryAcrossRotationsAndDisconnects(t *testing.T) {
 			Fixtures: fixtureIDs, Venues: venueIDs,
 			GrantTTL: 2 * time.Second,
 			Feed:     sim.Feed{Rate: fixtureRate, ScoreboardRate: scoreboardRate},
+			// Room enough that the broker never drops for want of
+			// acknowledgements (it does past its in-flight window with clean
+			// sessions): a loss counted here is the bridge's.
+			MaxInflight: 2000,
 		},
 		configure: func(c *config.Config) {
 			c.Fixtures, c.Venues = fixtureIDs, venueIDs
@@ -72,13 +77,18 @@ func TestDeliveryAcrossRotationsAndDisconnects(t *testing.T) {
 	})
 	c := e.collect()
 	streams := len(fixtureIDs) + len(venueIDs)
+	t.Cleanup(func() {
+		if n := e.emu.Stats().Dropped; n != 0 {
+			t.Errorf("the emulator dropped %d messages for a slow subscriber: the losses above are not all the bridge's", n)
+		}
+	})
 
 	// Phase 1: grants expire every ~2 s; the bridge rotates make-before-break.
-	waitFor(t, 30*time.Second, "5 rotations of every stream", func() bool {
+	poll.Wait(t, 30*time.Second, "5 rotations of every stream", func() bool {
 		return testutil.ToFloat64(e.m.Rotations.WithLabelValues("ok")) >= float64(5*streams)
 	})
 	phase1 := upTo(e, fixtureIDs, venueIDs)
-	waitFor(t, 10*time.Second, "phase 1 messages to arrive", func() bool { return caughtUp(c, phase1) })
+	poll.Wait(t, 10*time.Second, "phase 1 messages to arrive", func() bool { return caughtUp(c, phase1) })
 	rot := c.tally(phase1)
 
 	// Phase 2: three forced disconnects. Core mode with clean sessions loses
@@ -88,7 +98,7 @@ func TestDeliveryAcrossRotationsAndDisconnects(t *testing.T) {
 		if n := e.emu.DisconnectAll(); n < streams {
 			t.Fatalf("disconnect %d closed %d connections, want at least %d", i, n, streams)
 		}
-		waitFor(t, 10*time.Second, "every stream to reconnect", func() bool {
+		poll.Wait(t, 10*time.Second, "every stream to reconnect", func() bool {
 			for _, s := range e.subscriptions() {
 				if s.State != fixtures.StateConnected || s.ConnectedSince == nil || s.ConnectedSince.Before(at) {
 					return false
@@ -98,7 +108,7 @@ func TestDeliveryAcrossRotationsAndDisconnects(t *testing.T) {
 		})
 	}
 	all := upTo(e, fixtureIDs, venueIDs)
-	waitFor(t, 10*time.Second, "phase 2 messages to arrive", func() bool { return caughtUp(c, all) })
+	poll.Wait(t, 10*time.Second, "phase 2 messages to arrive", func() bool { return caughtUp(c, all) })
 	total := c.tally(all)
 	c.checkProblems()
 
@@ -139,7 +149,7 @@ func TestAccessFaultsAreSurvived(t *testing.T) {
 		configure: func(c *config.Config) { c.Fixtures = ids },
 	})
 	c := e.collect()
-	waitFor(t, 40*time.Second, "every kind of access failure, and grants after them", func() bool {
+	poll.Wait(t, 40*time.Second, "every kind of access failure, and grants after them", func() bool {
 		return testutil.ToFloat64(e.m.AccessCalls.WithLabelValues("server_error")) > 0 &&
 			testutil.ToFloat64(e.m.AccessCalls.WithLabelValues("rate_limited")) > 0 &&
 			testutil.ToFloat64(e.m.AccessCalls.WithLabelValues("malformed")) > 0 &&
@@ -147,7 +157,7 @@ func TestAccessFaultsAreSurvived(t *testing.T) {
 	})
 	e.emu.SetFaults(sim.Faults{})
 	want := upTo(e, ids, nil)
-	waitFor(t, 15*time.Second, "messages after the faults", func() bool { return caughtUp(c, want) })
+	poll.Wait(t, 15*time.Second, "messages after the faults", func() bool { return caughtUp(c, want) })
 	c.checkProblems()
 	tl := c.tally(want)
 	t.Logf("with access faults: %d received, %d lost, %d duplicated; failed rotations %v",
@@ -157,7 +167,7 @@ func TestAccessFaultsAreSurvived(t *testing.T) {
 	}
 	// A stream may still be in the backoff of its last failed attempt when
 	// the faults stop; it must be connected again once that has run out.
-	waitFor(t, 15*time.Second, "every stream connected after the faults stopped", func() bool {
+	poll.Wait(t, 15*time.Second, "every stream connected after the faults stopped", func() bool {
 		for _, s := range e.subscriptions() {
 			if s.State != fixtures.StateConnected {
 				return false
@@ -166,7 +176,7 @@ func TestAccessFaultsAreSurvived(t *testing.T) {
 		return true
 	})
 	again := upTo(e, ids, nil)
-	waitFor(t, 15*time.Second, "messages of every stream once connected", func() bool { return caughtUp(c, again) })
+	poll.Wait(t, 15*time.Second, "messages of every stream once connected", func() bool { return caughtUp(c, again) })
 	c.checkProblems()
 }
 
@@ -180,7 +190,7 @@ func TestBadCredentialsFailVisibly(t *testing.T) {
 		extras: bridge.Options{FailedRetry: 100 * time.Millisecond},
 	})
 	var info fixtures.StreamInfo
-	waitFor(t, 10*time.Second, "the stream to fail and retry", func() bool {
+	poll.Wait(t, 10*time.Second, "the stream to fail and retry", func() bool {
 		subs := e.subscriptions()
 		if len(subs) == 1 {
 			info = subs[0]
@@ -219,7 +229,7 @@ func TestAdminFollowAndUnfollow(t *testing.T) {
 	if code, body := e.do(http.MethodPut, "/v1/fixtures/sr:match:31", testAdminToken); code != http.StatusCreated {
 		t.Fatalf("PUT = %d %s, want 201", code, body)
 	}
-	waitFor(t, 5*time.Second, "messages of the added fixture", func() bool { return c.count(added) > 0 })
+	poll.Wait(t, 5*time.Second, "messages of the added fixture", func() bool { return c.count(added) > 0 })
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("first message of an added fixture after %v, want within a second", d)
 	}
@@ -231,7 +241,7 @@ func TestAdminFollowAndUnfollow(t *testing.T) {
 	if code, _ := e.do(http.MethodDelete, "/v1/fixtures/sr:match:31", testAdminToken); code != http.StatusNoContent {
 		t.Fatalf("DELETE = %d, want 204", code)
 	}
-	waitFor(t, 5*time.Second, "the connection to close", func() bool { return e.emu.Stats().Connected < connected })
+	poll.Wait(t, 5*time.Second, "the connection to close", func() bool { return e.emu.Stats().Connected < connected })
 	for _, s := range e.subscriptions() {
 		if s.ID == "sr:match:31" {
 			t.Errorf("sr:match:31 still listed after DELETE: %+v", s)
@@ -240,7 +250,7 @@ func TestAdminFollowAndUnfollow(t *testing.T) {
 	stopped := c.count(added)
 	// The other fixture keeps flowing; the deleted one must not.
 	base := c.count(other)
-	waitFor(t, 5*time.Second, "more messages of the other fixture", func() bool { return c.count(other) >= base+20 })
+	poll.Wait(t, 5*time.Second, "more messages of the other fixture", func() bool { return c.count(other) >= base+20 })
 	if n := c.count(added); n != stopped {
 		t.Errorf("%d messages of the deleted fixture after DELETE", n-stopped)
 	}
@@ -346,7 +356,7 @@ func TestSIGTERMDrainsAndExits0(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the bridge to connect", func() bool { return logs.Count("connected") > 0 })
+	poll.Wait(t, 10*time.Second, "the bridge to connect", func() bool { return logs.Count("connected") > 0 })
 	sent := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -411,7 +421,7 @@ func TestNATSAwayAtStartAndAtShutdown(t *testing.T) {
 	e.nsOp = &server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir()}
 	e.startNATS()
 	t.Cleanup(e.ns.Shutdown)
-	waitFor(t, 20*time.Second, "ready once NATS is up", func() bool {
+	poll.Wait(t, 20*time.Second, "ready once NATS is up", func() bool {
 		code, _ := e.do(http.MethodGet, "/readyz", "")
 		return code == http.StatusOK
 	})
@@ -420,7 +430,7 @@ func TestNATSAwayAtStartAndAtShutdown(t *testing.T) {
 	}
 
 	e.ns.Shutdown()
-	waitFor(t, 5*time.Second, "not ready once NATS is gone", func() bool {
+	poll.Wait(t, 5*time.Second, "not ready once NATS is gone", func() bool {
 		code, _ := e.do(http.MethodGet, "/readyz", "")
 		return code == http.StatusServiceUnavailable
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
@@ -51,11 +52,11 @@ func TestShutdownFlushesCoreNATS(t *testing.T) {
 	if err := sub.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "messages at the subscriber", func() bool { return received.Load() > 100 })
+	poll.Wait(t, 10*time.Second, "messages at the subscriber", func() bool { return received.Load() > 100 })
 
 	px.hold()
 	held := e.b.Published()
-	waitFor(t, 10*time.Second, "200 messages published while NATS does not get them", func() bool {
+	poll.Wait(t, 10*time.Second, "200 messages published while NATS does not get them", func() bool {
 		return e.b.Published() >= held+200
 	})
 	done := make(chan error, 1)
@@ -79,7 +80,7 @@ func TestShutdownFlushesCoreNATS(t *testing.T) {
 	if err := sub.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := testbed.Until(t.Context(), 5*time.Second, "every message", func() bool { return received.Load() >= published }); err != nil {
+	if err := poll.Until(t.Context(), 5*time.Second, "every message", func() bool { return received.Load() >= published }); err != nil {
 		t.Errorf("the subscriber got %d messages of the %d the bridge published (%d held when the shutdown began): what NATS had not got when Shutdown returned was lost",
 			received.Load(), published, published-int64(held))
 	}
@@ -100,7 +101,7 @@ func TestShutdownLeavesEveryAcknowledgedMessageInTheStream(t *testing.T) {
 		jetStream: true,
 		configure: func(c *config.Config) { c.Fixtures = []string{id} },
 	})
-	waitFor(t, 15*time.Second, "500 messages published to JetStream", func() bool { return e.b.Published() >= 500 })
+	poll.Wait(t, 15*time.Second, "500 messages published to JetStream", func() bool { return e.b.Published() >= 500 })
 	if err := e.b.Shutdown(context.Background()); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -151,9 +152,9 @@ func TestSkewedClockRotatesAtNormalPace(t *testing.T) {
 			col := e.collect()
 			subject := e.subjectOf("fixture", id, sim.ScopeEvents)
 			rotations := func() float64 { return testutil.ToFloat64(e.m.Rotations.WithLabelValues("ok")) }
-			waitFor(t, 20*time.Second, "three rotations", func() bool { return rotations() >= 3 })
+			poll.Wait(t, 20*time.Second, "three rotations", func() bool { return rotations() >= 3 })
 			before := col.count(subject)
-			waitFor(t, 10*time.Second, "messages after the rotations", func() bool { return col.count(subject) > before+20 })
+			poll.Wait(t, 10*time.Second, "messages after the rotations", func() bool { return col.count(subject) > before+20 })
 			col.checkProblems()
 			// Three rotations of 3 s grants take at least about 5 s; in a loop
 			// they would come with an access call each, by the hundred.

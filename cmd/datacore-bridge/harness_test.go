@@ -386,12 +386,6 @@ func (c *collector) subjects() []string {
 	return out
 }
 
-// waitFor waits until cond holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testbed.WaitFor(t, timeout, what, cond)
-}
-
 // subjectOf is the subject the bridge uses for a stream's scope.
 func (e *env) subjectOf(streamKind, id, scope string) string {
 	return sink.Subject(e.cfg.SubjectPrefix, e.cfg.Sport, streamKind, id, sink.KindFromScope(scope))

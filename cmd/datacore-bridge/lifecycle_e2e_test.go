@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -80,7 +81,7 @@ func TestFinishedFixtureIsUnfollowed(t *testing.T) {
 			c.StopAfterFinal = 300 * time.Millisecond
 		},
 	})
-	waitFor(t, 30*time.Second, "the finished fixture to be unfollowed", func() bool {
+	poll.Wait(t, 30*time.Second, "the finished fixture to be unfollowed", func() bool {
 		return len(e.subscriptions()) == 0
 	})
 	if n := testutil.ToFloat64(e.m.FixturesFinished); n != 1 {

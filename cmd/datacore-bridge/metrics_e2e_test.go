@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -37,7 +38,7 @@ func TestMetricsMatchTheREADME(t *testing.T) {
 	})
 	c := e.collect()
 	subject := e.subjectOf("fixture", "sr:match:90", sim.ScopeEvents)
-	waitFor(t, 10*time.Second, "messages", func() bool { return c.count(subject) > 0 })
+	poll.Wait(t, 10*time.Second, "messages", func() bool { return c.count(subject) > 0 })
 	code, body := e.do(http.MethodGet, "/metrics", "")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics = %d", code)

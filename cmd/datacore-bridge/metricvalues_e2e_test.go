@@ -6,6 +6,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -32,21 +33,21 @@ func TestMetricValues(t *testing.T) {
 			connected := func() float64 { return gather(t, e.m.Registry).value("datacore_nats_connected") }
 			published := func() float64 { return gather(t, e.m.Registry).sum("datacore_messages_published_total", "") }
 
-			waitFor(t, 10*time.Second, "nats_connected = 1 and messages published", func() bool {
+			poll.Wait(t, 10*time.Second, "nats_connected = 1 and messages published", func() bool {
 				return connected() == 1 && published() > 0
 			})
 			e.ns.Shutdown()
-			waitFor(t, 10*time.Second, "nats_connected = 0 while the NATS server is down", func() bool { return connected() == 0 })
+			poll.Wait(t, 10*time.Second, "nats_connected = 0 while the NATS server is down", func() bool { return connected() == 0 })
 			e.startNATS()
 			before := published()
-			waitFor(t, 15*time.Second, "nats_connected = 1 and messages published again once NATS is back", func() bool {
+			poll.Wait(t, 15*time.Second, "nats_connected = 1 and messages published again once NATS is back", func() bool {
 				return connected() == 1 && published() > before
 			})
 
 			// Stop the stream and wait until nothing is left in flight: the
 			// histogram and the counter are then final, read in one gather.
 			e.b.Supervisor().Unfollow(access.Fixture, id)
-			waitFor(t, 15*time.Second, "the stream to stop with nothing in flight", func() bool {
+			poll.Wait(t, 15*time.Second, "the stream to stop with nothing in flight", func() bool {
 				s := gather(t, e.m.Registry)
 				return s.sum("datacore_streams", "") == 0 && s.sum("datacore_inflight_messages", "") == 0
 			})

@@ -16,6 +16,7 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/internal/testbed"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
@@ -69,7 +70,7 @@ func TestNATSAuth(t *testing.T) {
 			nb := startNATSAuthBridge(t, ns, tt.client)
 
 			var body string
-			waitNATSAuth(t, "/readyz to answer 200", func() bool {
+			poll.Wait(t, 15*time.Second, "/readyz to answer 200", func() bool {
 				var code int
 				code, body = nb.get(t, "/readyz")
 				return code == http.StatusOK
@@ -99,7 +100,7 @@ func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
 	})
 
 	var body string
-	waitNATSAuth(t, "/readyz to name the authorization violation", func() bool {
+	poll.Wait(t, 15*time.Second, "/readyz to name the authorization violation", func() bool {
 		var code int
 		code, body = nb.get(t, "/readyz")
 		if code == http.StatusOK {
@@ -109,7 +110,7 @@ func TestNATSWrongPasswordKeepsRunning(t *testing.T) {
 	})
 	t.Logf("/readyz: %s", body)
 	// nats.go counts an attempt once it reached the server; each was refused.
-	waitNATSAuth(t, "a refused reconnect attempt", func() bool { return nb.b.NATS().Stats().Reconnects >= 1 })
+	poll.Wait(t, 15*time.Second, "a refused reconnect attempt", func() bool { return nb.b.NATS().Stats().Reconnects >= 1 })
 	if code, _ := nb.get(t, "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz answered %d, want 200 while NATS refuses the credentials", code)
 	}
@@ -227,10 +228,4 @@ func runNATSAuthServer(t *testing.T, mod func(*server.Options)) *server.Server {
 	}
 	t.Cleanup(ns.Close)
 	return ns.Server
-}
-
-// waitNATSAuth waits until cond holds, failing the test after 15 s.
-func waitNATSAuth(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testbed.WaitFor(t, 15*time.Second, what, cond)
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 	"github.com/datacore-bridge/datacore-bridge/sink"
@@ -75,7 +77,7 @@ func TestCoreColdStartWithoutNATS(t *testing.T) {
 	}
 
 	// The bridge receives while NATS is away: its publisher waits.
-	waitFor(t, 20*time.Second, "messages received and waiting for NATS", func() bool {
+	poll.Wait(t, 20*time.Second, "messages received and waiting for NATS", func() bool {
 		if n := counterSum(t, m, "datacore_messages_dropped_total"); n != 0 {
 			t.Fatalf("%v messages dropped while NATS was away, want them to wait", n)
 		}
@@ -90,12 +92,12 @@ func TestCoreColdStartWithoutNATS(t *testing.T) {
 
 	e.startNATS()
 	t.Cleanup(e.ns.Shutdown)
-	waitFor(t, 20*time.Second, "ready once NATS is up", func() bool {
+	poll.Wait(t, 20*time.Second, "ready once NATS is up", func() bool {
 		code, _ := e.do(http.MethodGet, "/readyz", "")
 		return code == http.StatusOK
 	})
 	atStart := counterSum(t, m, "datacore_messages_received_total")
-	waitFor(t, 20*time.Second, "messages to flow after NATS came up", func() bool {
+	poll.Wait(t, 20*time.Second, "messages to flow after NATS came up", func() bool {
 		return counterSum(t, m, "datacore_messages_published_total") >= atStart+20
 	})
 
@@ -150,30 +152,14 @@ func TestCoreColdStartWithoutNATS(t *testing.T) {
 func prepareCaptureStream(t *testing.T, opts server.Options, name, subjects string) {
 	t.Helper()
 	opts.Port = -1
-	ns, err := server.NewServer(&opts)
+	ns, err := natstest.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ns.Start()
-	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	}()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer ns.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subjects}, Storage: jetstream.FileStorage}); err != nil {
+	if _, err := ns.JetStream(t).CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subjects}, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/internal/natstest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 	"github.com/datacore-bridge/datacore-bridge/sink"
 )
@@ -38,7 +38,7 @@ func TestJetStreamWithoutStreamIsNotReady(t *testing.T) {
 		t.Fatalf("publisher is %T, want *sink.JetStream", e.b.Publisher())
 	}
 	var body string
-	waitFor(t, 30*time.Second, "/readyz to report the missing stream", func() bool {
+	poll.Wait(t, 30*time.Second, "/readyz to report the missing stream", func() bool {
 		var code int
 		code, body = e.do(http.MethodGet, "/readyz", "")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "no JetStream stream")
@@ -59,33 +59,25 @@ func TestJetStreamWithoutStreamIsNotReady(t *testing.T) {
 		t.Errorf("the missing stream was logged %d times at WARN, want once", n)
 	}
 
-	nc, err := nats.Connect(e.ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := e.nats.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LATE", Subjects: []string{e.cfg.SubjectPrefix + ".>"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "/readyz 200 once the stream exists", func() bool {
+	poll.Wait(t, 20*time.Second, "/readyz 200 once the stream exists", func() bool {
 		code, _ := e.do(http.MethodGet, "/readyz", "")
 		return code == http.StatusOK
 	})
-	waitFor(t, 20*time.Second, "messages stored in the stream", func() bool {
+	poll.Wait(t, 20*time.Second, "messages stored in the stream", func() bool {
 		info, err := stream.Info(ctx)
 		return err == nil && info.State.Msgs >= 20
 	})
 	if st := jp.Stats(); st.Retries == 0 || st.Dropped != 0 {
 		t.Errorf("publisher stats %+v: want retries and nothing dropped", st)
 	}
-	waitFor(t, 10*time.Second, "publish_retries_total to equal the publisher's retries", func() bool {
+	poll.Wait(t, 10*time.Second, "publish_retries_total to equal the publisher's retries", func() bool {
 		return testutil.ToFloat64(e.m.PublishRetries) == float64(jp.Stats().Retries)
 	})
 	if got := testutil.ToFloat64(e.m.PublishRetries); got == 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -64,7 +65,7 @@ func TestOAuthBearerOnAccessCalls(t *testing.T) {
 		},
 	})
 	t.Cleanup(gate.Close)
-	waitFor(t, 20*time.Second, "three rotations through the gate", func() bool {
+	poll.Wait(t, 20*time.Second, "three rotations through the gate", func() bool {
 		return testutil.ToFloat64(e.m.Rotations.WithLabelValues("ok")) >= 3
 	})
 	if n := withoutBearer.Load(); n != 0 {

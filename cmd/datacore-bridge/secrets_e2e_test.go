@@ -9,6 +9,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -89,20 +90,20 @@ func TestSecretsStayOutOfDebugLogs(t *testing.T) {
 			})
 			published := func() bool { return e.b.Published() > 0 }
 			rotated := func() bool { return sumMetric(t, e, "datacore_rotations_total", "failed") >= 1 }
-			waitFor(t, 15*time.Second, "messages published and a rotation", func() bool { return published() && rotated() })
+			poll.Wait(t, 15*time.Second, "messages published and a rotation", func() bool { return published() && rotated() })
 
 			at := time.Now()
 			e.emu.DisconnectAll()
-			waitFor(t, 10*time.Second, "the stream to reconnect", func() bool {
+			poll.Wait(t, 10*time.Second, "the stream to reconnect", func() bool {
 				s := e.subscriptions()
 				return len(s) == 1 && s[0].State == fixtures.StateConnected && s[0].ConnectedSince != nil && s[0].ConnectedSince.After(at)
 			})
 			e.ns.Shutdown()
-			waitFor(t, 10*time.Second, "the bridge to see NATS down", func() bool { return !e.b.NATS().IsConnected() })
+			poll.Wait(t, 10*time.Second, "the bridge to see NATS down", func() bool { return !e.b.NATS().IsConnected() })
 			e.startNATS()
-			waitFor(t, 15*time.Second, "the bridge to reconnect to NATS", func() bool { return e.b.NATS().IsConnected() })
+			poll.Wait(t, 15*time.Second, "the bridge to reconnect to NATS", func() bool { return e.b.NATS().IsConnected() })
 			before := e.b.Published()
-			waitFor(t, 15*time.Second, "messages published after the NATS restart", func() bool { return e.b.Published() > before })
+			poll.Wait(t, 15*time.Second, "messages published after the NATS restart", func() bool { return e.b.Published() > before })
 
 			// The scan must have something to find: debug lines, and the
 			// secrets of more than one signed URL.

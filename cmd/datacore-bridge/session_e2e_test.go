@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -49,8 +50,8 @@ func TestStoppedStreamLeavesNoSession(t *testing.T) {
 			col := e.collect()
 			subject := e.subjectOf("fixture", id, sim.ScopeEvents)
 			rotated := func() bool { return e.emu.Stats().Grants >= 2 }
-			waitFor(t, 20*time.Second, "messages and a rotation", func() bool { return col.count(subject) >= 10 && rotated() })
-			waitFor(t, 10*time.Second, "a subscribed persistent session", func() bool {
+			poll.Wait(t, 20*time.Second, "messages and a rotation", func() bool { return col.count(subject) >= 10 && rotated() })
+			poll.Wait(t, 10*time.Second, "a subscribed persistent session", func() bool {
 				for _, s := range e.emu.Sessions() {
 					if s.Persistent && len(s.Subscriptions) > 0 {
 						return true
@@ -59,7 +60,7 @@ func TestStoppedStreamLeavesNoSession(t *testing.T) {
 				return false
 			})
 			tt.stop(t, e, id)
-			waitFor(t, 10*time.Second, "no subscribed session left at the broker", func() bool {
+			poll.Wait(t, 10*time.Second, "no subscribed session left at the broker", func() bool {
 				for _, s := range e.emu.Sessions() {
 					if len(s.Subscriptions) > 0 {
 						return false
@@ -70,7 +71,7 @@ func TestStoppedStreamLeavesNoSession(t *testing.T) {
 			// Sessions are ended with a clean CONNECT while their grant is
 			// valid; one whose grant expired first (a retired connection,
 			// on a slow machine) is left without subscription to expire.
-			waitFor(t, 10*time.Second, "no connection left", func() bool {
+			poll.Wait(t, 10*time.Second, "no connection left", func() bool {
 				for _, s := range e.emu.Sessions() {
 					if s.Connected {
 						return false

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/datacore-bridge/datacore-bridge/internal/logtest"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -86,11 +87,11 @@ func startStuckBridge(t *testing.T, shutdownTimeout time.Duration) *stuckBridge 
 		v, _ := strconv.ParseFloat(string(m[1]), 64)
 		return v
 	}
-	waitFor(t, 20*time.Second, "messages published to JetStream", func() bool {
+	poll.Wait(t, 20*time.Second, "messages published to JetStream", func() bool {
 		return sb.logs.Count("stream ready") == 1 && metric(`datacore_messages_published_total\{[^}]*\}`) > 0
 	})
 	e.ns.Shutdown()
-	waitFor(t, 10*time.Second, "messages held while NATS is away", func() bool {
+	poll.Wait(t, 10*time.Second, "messages held while NATS is away", func() bool {
 		return metric("datacore_inflight_messages") > 0
 	})
 	return sb
@@ -157,7 +158,7 @@ func TestShutdownAbandoningMessagesExits1(t *testing.T) {
 func TestSecondSignalCutsShutdownShort(t *testing.T) {
 	sb := startStuckBridge(t, 60*time.Second)
 	sb.signal(t, syscall.SIGTERM)
-	waitFor(t, 10*time.Second, "the shutdown to start", func() bool { return sb.logs.Count("shutting down") == 1 })
+	poll.Wait(t, 10*time.Second, "the shutdown to start", func() bool { return sb.logs.Count("shutting down") == 1 })
 	select {
 	case err := <-sb.done:
 		t.Fatalf("exited before the second signal (%v); logs:\n%s", err, sb.logs.String())

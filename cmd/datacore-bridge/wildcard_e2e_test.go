@@ -8,6 +8,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
 	"github.com/datacore-bridge/datacore-bridge/sim"
 )
 
@@ -22,7 +23,7 @@ func TestWildcardTopicsRefused(t *testing.T) {
 			sim:       sim.Options{Fixtures: []string{id}, Faults: sim.Faults{WildcardOnly: true}},
 			configure: func(c *config.Config) { c.Fixtures = []string{id} },
 		})
-		waitFor(t, 10*time.Second, "the stream to fail", func() bool {
+		poll.Wait(t, 10*time.Second, "the stream to fail", func() bool {
 			s := e.subscriptions()
 			return len(s) == 1 && s[0].State == fixtures.StateFailed
 		})
@@ -46,7 +47,7 @@ func TestWildcardTopicsRefused(t *testing.T) {
 		})
 		col := e.collect()
 		subject := e.subjectOf("fixture", id, sim.ScopeEvents)
-		waitFor(t, 15*time.Second, "messages on the good topics", func() bool { return col.count(subject) >= 10 })
+		poll.Wait(t, 15*time.Second, "messages on the good topics", func() bool { return col.count(subject) >= 10 })
 		col.checkProblems()
 		if s := e.subscriptions(); len(s) != 1 || s[0].State != fixtures.StateConnected {
 			t.Errorf("subscriptions = %+v, want one connected", s)
