@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -340,14 +339,8 @@ func TestSIGTERMDrainsAndExits0(t *testing.T) {
 	e.startNATS()
 	t.Cleanup(e.ns.Shutdown)
 
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(),
-		"DATACORE_TEST_MAIN=1",
-		"DATACORE_API_URL="+emu.APIURL(),
-		"DATACORE_CREDENTIAL_ID="+testCredID,
-		"DATACORE_CREDENTIAL_SECRET="+testCredSecret,
+	cmd := daemonCommand(emu.APIURL(), e.ns.ClientURL(),
 		"DATACORE_FIXTURES=sr:match:40",
-		"DATACORE_NATS_URL="+e.ns.ClientURL(),
 		"DATACORE_HTTP_ADDR=",
 		"DATACORE_LOG_LEVEL=info",
 	)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -112,6 +113,23 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.assertNoSecretsInLogs()
 	})
 	return e
+}
+
+// daemonCommand returns the daemon as a child process (this test binary,
+// run with DATACORE_TEST_MAIN=1) configured for the emulator at apiURL with
+// the test credentials and for NATS at natsURL, then with extra variables
+// (which win over those).
+func daemonCommand(apiURL, natsURL string, extra ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(),
+		"DATACORE_TEST_MAIN=1",
+		"DATACORE_API_URL="+apiURL,
+		"DATACORE_CREDENTIAL_ID="+testCredID,
+		"DATACORE_CREDENTIAL_SECRET="+testCredSecret,
+		"DATACORE_NATS_URL="+natsURL,
+	)
+	cmd.Env = append(cmd.Env, extra...)
+	return cmd
 }
 
 // startNATS (re)starts the embedded NATS server on the same port and store.

@@ -49,14 +49,8 @@ func startStuckBridge(t *testing.T, shutdownTimeout time.Duration) *stuckBridge 
 	t.Cleanup(e.ns.Shutdown)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(),
-		"DATACORE_TEST_MAIN=1",
-		"DATACORE_API_URL="+emu.APIURL(),
-		"DATACORE_CREDENTIAL_ID="+testCredID,
-		"DATACORE_CREDENTIAL_SECRET="+testCredSecret,
+	cmd := daemonCommand(emu.APIURL(), e.ns.ClientURL(),
 		"DATACORE_FIXTURES=sr:match:90",
-		"DATACORE_NATS_URL="+e.ns.ClientURL(),
 		"DATACORE_JETSTREAM=true",
 		"DATACORE_STREAM=DATACORE",
 		"DATACORE_HTTP_ADDR="+httpAddr,
