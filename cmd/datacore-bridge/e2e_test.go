@@ -304,6 +304,9 @@ func TestHelpListsEveryVariable(t *testing.T) {
 			t.Errorf("-h does not mention %s", v)
 		}
 	}
+	if n := strings.Count(stdout.String(), "Environment variables"); n != 1 {
+		t.Errorf("-h prints its \"Environment variables\" header %d times, want once", n)
+	}
 }
 
 // clearDatacoreEnv unsets every DATACORE_ variable for the test.

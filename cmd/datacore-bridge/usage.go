@@ -19,7 +19,6 @@ The local emulator demo and the benchmark are separate commands:
   go run ./cmd/datacore-demo -h
   go run ./cmd/datacore-bench -h
 
-Environment variables:
 `)
 	_ = config.Usage(w)
 }
