@@ -679,10 +679,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, name, prefix stri
 		s, err := js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			_, err = js.CreateStream(ctx, jetstream.StreamConfig{
-				Name:       name,
-				Subjects:   []string{subject},
-				Storage:    jetstream.FileStorage,
-				Duplicates: DefaultDuplicateWindow,
+				Name:        name,
+				Description: "Datacore messages republished by datacore-bridge (subjects " + subject + ")",
+				Subjects:    []string{subject},
+				Storage:     jetstream.FileStorage,
+				Duplicates:  DefaultDuplicateWindow,
 			})
 			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && attempt == 0 {
 				continue // created meanwhile: look again

@@ -352,6 +352,12 @@ func TestEnsureStream(t *testing.T) {
 			if tt.existing == nil && cfg.Duplicates != DefaultDuplicateWindow {
 				t.Fatalf("duplicates window %v", cfg.Duplicates)
 			}
+			if tt.existing == nil && !strings.Contains(cfg.Description, tt.prefix+".>") {
+				t.Fatalf("description %q does not say what the stream holds", cfg.Description)
+			}
+			if tt.existing != nil && cfg.Description != tt.existing.Description {
+				t.Fatalf("description of an existing stream changed to %q", cfg.Description)
+			}
 		})
 	}
 }
