@@ -1,5 +1,6 @@
-// Command datacore-sim runs the local Datacore emulator: the access API and
-// the MQTT-over-WebSocket broker with a synthetic basketball feed, on one
+// Command datacore-sim runs the local Datacore emulator: the access API, the
+// REST API with each organization's scheduled games, and the
+// MQTT-over-WebSocket broker with a synthetic basketball feed, on one
 // listener, until SIGINT or SIGTERM.
 package main
 
