@@ -214,6 +214,11 @@ func (s *Server) holds(scope string) bool {
 // accessFault answers the call with a fault when the dice say so, after the
 // slow delay if any. It reports whether the call was answered.
 func (s *Server) accessFault(w http.ResponseWriter, r *http.Request) bool {
+	return s.accessFaultTo(w, r, s.stats.accessStatus)
+}
+
+// accessFaultTo is accessFault counting its answer's status with count.
+func (s *Server) accessFaultTo(w http.ResponseWriter, r *http.Request, count func(int)) bool {
 	f := s.Faults()
 	if f.AccessSlow > 0 && mrand.Float64() < f.AccessSlow {
 		t := time.NewTimer(f.SlowDelay)
@@ -227,16 +232,16 @@ func (s *Server) accessFault(w http.ResponseWriter, r *http.Request) bool {
 	x := mrand.Float64()
 	switch {
 	case x < f.Access500:
-		s.writeError(w, &apiError{http.StatusInternalServerError, "internal server error"})
+		s.writeErrorCounted(w, &apiError{http.StatusInternalServerError, "internal server error"}, count)
 	case x < f.Access500+f.Access429:
 		secs := int((f.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		s.writeError(w, &apiError{http.StatusTooManyRequests, "rate exceeded"})
+		s.writeErrorCounted(w, &apiError{http.StatusTooManyRequests, "rate exceeded"}, count)
 	case x < f.Access500+f.Access429+f.AccessGarbage:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, `{"data":{"url":"ws://`)
-		s.stats.accessStatus(http.StatusOK)
+		count(http.StatusOK)
 	default:
 		return false
 	}
@@ -244,8 +249,13 @@ func (s *Server) accessFault(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, e *apiError) {
-	s.log.Debug("access call refused", "status", e.status, "reason", e.msg)
-	s.writeJSON(w, e.status, map[string]any{"error": map[string]string{"message": e.msg}})
+	s.writeErrorCounted(w, e, s.stats.accessStatus)
+}
+
+// writeErrorCounted answers e, counting its status with count.
+func (s *Server) writeErrorCounted(w http.ResponseWriter, e *apiError, count func(int)) {
+	s.log.Debug("call refused", "status", e.status, "reason", e.msg)
+	s.writeJSONCounted(w, e.status, map[string]any{"error": map[string]string{"message": e.msg}}, count)
 }
 
 func (s *Server) writeGrant(w http.ResponseWriter, g *grant) {
@@ -258,12 +268,17 @@ func (s *Server) writeGrant(w http.ResponseWriter, g *grant) {
 }
 
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	s.writeJSONCounted(w, status, v, s.stats.accessStatus)
+}
+
+// writeJSONCounted answers v as JSON, counting status with count.
+func (s *Server) writeJSONCounted(w http.ResponseWriter, status int, v any, count func(int)) {
 	b, _ := json.Marshal(v)
 	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat)) // the service's clock, as ClockOffset moves it
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-	s.stats.accessStatus(status)
+	count(status)
 }
 
 // issueGrant grants one new topic per scope of a fixture or venue.
@@ -274,7 +289,7 @@ func (s *Server) issueGrant(kind, id string, scopes []string, includePort bool, 
 	if kind == kindVenue {
 		known = s.venues
 	}
-	if !known[id] {
+	if !known[id] && !s.scheduledLocked(kind, id) {
 		return nil, &apiError{http.StatusNotFound, kind + " " + strconv.Quote(id) + " not found"}
 	}
 	s.collectGrants()

@@ -65,6 +65,9 @@ type stream struct {
 
 	sessions atomic.Pointer[[]*session] // connected clients that may read this stream
 	wake     chan struct{}
+
+	scheduled bool      // a game of Options.Schedule: its status follows the schedule
+	start     time.Time // a scheduled game's start
 }
 
 // streamLocked returns the stream of a fixture or venue, starting its feed
@@ -95,6 +98,9 @@ func (s *Server) streamLocked(kind, id string) *stream {
 	}
 	for sc := range messageTypes {
 		st.seq[sc] = new(atomic.Uint64)
+	}
+	if kind == kindFixture {
+		st.start, st.scheduled = s.scheduledGame(id)
 	}
 	s.streams[key] = st
 	if !s.closed {
@@ -187,6 +193,10 @@ func (st *stream) run(ctx context.Context) {
 	if len(st.cycle) == 0 {
 		return // nothing this customer may read is generated
 	}
+	if st.scheduled {
+		st.runScheduled(ctx)
+		return
+	}
 	f := st.s.opts.Feed
 	rate := f.Rate
 	if st.kind == kindVenue {
@@ -233,6 +243,71 @@ func (st *stream) run(ctx context.Context) {
 			scope := st.cycle[i%len(st.cycle)]
 			i++
 			st.publish(scope, enc.message(scope, g), f.Flood)
+		}
+	}
+}
+
+// runScheduled generates a scheduled game until ctx ends or the game is
+// CONFIRMED. The status follows the schedule on the service's clock
+// (Options.Now): a status message is published at every change and, outside
+// IN_PROGRESS, once a second; the other scopes are published at Feed.Rate
+// while the game is IN_PROGRESS only. Feed.Flood does not apply.
+func (st *stream) runScheduled(ctx context.Context) {
+	s := st.s
+	f, sc := s.opts.Feed, s.opts.Schedule
+	rate := f.Rate
+	g := newGame(sc.Length, mrand.Uint64())
+	enc := newEncoder(st, f)
+	withStatus := s.holds(ScopeStatus)
+	interval := max(time.Duration(float64(time.Second)/rate), time.Millisecond)
+	t := time.NewTicker(min(interval, 50*time.Millisecond))
+	defer t.Stop()
+	began := time.Now()
+	var sent uint64
+	last, lastAt := "", time.Time{}
+	for i := 0; ; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		status := s.gameStatus(st.start, now)
+		g.status, g.running = status, status == StatusInProgress
+		switch status {
+		case StatusInProgress:
+			g.over(now.Sub(st.start))
+		case StatusFinished, StatusConfirmed:
+			g.over(sc.Length) // the final buzzer: period 4, clock 0
+		default:
+			g.period, g.clock = 1, gamePeriod
+		}
+		if status != last || (status != StatusInProgress && time.Since(lastAt) >= statusHeartbeat) {
+			if withStatus {
+				st.publish(ScopeStatus, enc.message(ScopeStatus, g), false)
+			}
+			last, lastAt = status, time.Now()
+			if status == StatusConfirmed {
+				return
+			}
+		}
+		due := uint64(rate * time.Since(began).Seconds())
+		if status != StatusInProgress {
+			sent = due // play starts without a burst
+			continue
+		}
+		if due <= sent {
+			continue
+		}
+		if due-sent > maxBurst {
+			sent = due - maxBurst
+		}
+		n := int(due - sent)
+		sent = due
+		for range n {
+			scope := st.cycle[i%len(st.cycle)]
+			i++
+			st.publish(scope, enc.message(scope, g), false)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -46,6 +47,8 @@ type Server struct {
 	refuseUntil time.Time
 	faultsCh    chan struct{} // signalled when DisconnectEvery changes
 	closed      bool
+	restTokens  map[string]*restToken // by token
+	epoch       time.Time             // the service's clock at Start, whole seconds: the schedule's origin
 
 	persist persistence
 	stats   counters
@@ -55,13 +58,26 @@ type counters struct {
 	grants, handshakesOK, handshakesRefused, connects, connectsRefused atomic.Uint64
 	kicks, disconnects, published, dropped                             atomic.Uint64
 	queued                                                             atomic.Int64
+	restTokens                                                         atomic.Uint64
 	mu                                                                 sync.Mutex
-	access                                                             map[int]uint64
+	access, token, rest                                                map[int]uint64
 }
 
 func (c *counters) accessStatus(code int) {
 	c.mu.Lock()
 	c.access[code]++
+	c.mu.Unlock()
+}
+
+func (c *counters) tokenStatus(code int) {
+	c.mu.Lock()
+	c.token[code]++
+	c.mu.Unlock()
+}
+
+func (c *counters) restStatus(code int) {
+	c.mu.Lock()
+	c.rest[code]++
 	c.mu.Unlock()
 }
 
@@ -82,23 +98,25 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	s := &Server{
-		opts:     o,
-		log:      o.Logger,
-		now:      o.Now,
-		key:      key,
-		ln:       ln,
-		port:     port,
-		fixtures: map[string]bool{},
-		venues:   map[string]bool{},
-		grants:   map[string]*grant{},
-		aliases:  map[string]*alias{},
-		streams:  map[string]*stream{},
-		sessions: map[*mqtt.Client]*session{},
-		pending:  map[*wsConn]struct{}{},
-		faults:   o.Faults,
-		faultsCh: make(chan struct{}, 1),
-		stats:    counters{access: map[int]uint64{}},
-		persist:  persistence{queues: map[string]*pqueue{}},
+		opts:       o,
+		log:        o.Logger,
+		now:        o.Now,
+		key:        key,
+		ln:         ln,
+		port:       port,
+		fixtures:   map[string]bool{},
+		venues:     map[string]bool{},
+		grants:     map[string]*grant{},
+		aliases:    map[string]*alias{},
+		streams:    map[string]*stream{},
+		sessions:   map[*mqtt.Client]*session{},
+		pending:    map[*wsConn]struct{}{},
+		faults:     o.Faults,
+		faultsCh:   make(chan struct{}, 1),
+		stats:      counters{access: map[int]uint64{}, token: map[int]uint64{}, rest: map[int]uint64{}},
+		restTokens: map[string]*restToken{},
+		epoch:      o.Now().UTC().Truncate(time.Second),
+		persist:    persistence{queues: map[string]*pqueue{}},
 	}
 	for _, id := range o.Fixtures {
 		s.fixtures[id] = true
@@ -118,6 +136,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	mux.HandleFunc("POST /v1/stream/fixture/access", s.handleAccess(kindFixture))
 	mux.HandleFunc("POST /v1/stream/venue/access", s.handleAccess(kindVenue))
 	mux.HandleFunc("POST /v1/stream/fixture/specific", s.handleSpecific)
+	mux.HandleFunc("POST /v1/oauth2/rest/token", s.handleToken)
+	mux.HandleFunc("GET "+restPrefix+"/{sport}/o/{org}/fixtures", s.handleFixtures)
 	mux.HandleFunc("GET /mqtt", s.handleMQTT)
 	s.http = &http.Server{
 		Handler:           mux,
@@ -136,7 +156,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		defer s.wg.Done()
 		s.disconnectLoop()
 	}()
-	s.log.Info("emulator started", "api", s.APIURL(), "mqtt", "ws://"+ln.Addr().String()+"/mqtt")
+	s.log.Info("emulator started", "api", s.APIURL(), "rest", s.RESTURL(), "mqtt", "ws://"+ln.Addr().String()+"/mqtt")
 	return s, nil
 }
 
@@ -259,12 +279,12 @@ func (s *Server) Stats() Stats {
 		Published:         s.stats.published.Load(),
 		Dropped:           s.stats.dropped.Load() + uint64(atomic.LoadInt64(&s.broker.Info.InflightDropped)),
 		Queued:            int(s.stats.queued.Load()),
-		AccessCalls:       map[int]uint64{},
+		RESTTokens:        s.stats.restTokens.Load(),
 	}
 	s.stats.mu.Lock()
-	for k, v := range s.stats.access {
-		st.AccessCalls[k] = v
-	}
+	st.AccessCalls = maps.Clone(s.stats.access)
+	st.TokenCalls = maps.Clone(s.stats.token)
+	st.RESTCalls = maps.Clone(s.stats.rest)
 	s.stats.mu.Unlock()
 	s.mu.Lock()
 	st.Connected = len(s.sessions)

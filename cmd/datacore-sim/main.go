@@ -1,5 +1,6 @@
-// Command datacore-sim runs the local Datacore emulator: the access API and
-// the MQTT-over-WebSocket broker with a synthetic basketball feed, on one
+// Command datacore-sim runs the local Datacore emulator: the access API, the
+// REST API with each organization's scheduled games, and the
+// MQTT-over-WebSocket broker with a synthetic basketball feed, on one
 // listener, until SIGINT or SIGTERM.
 package main
 
@@ -73,6 +74,8 @@ func parseFlags(args []string, stderr io.Writer) (sim.Options, logConfig, time.D
 		scopes   string
 		fixtures string
 		venues   string
+		orgs     string
+		past     int
 	)
 	fs := flag.NewFlagSet("datacore-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -80,7 +83,9 @@ func parseFlags(args []string, stderr io.Writer) (sim.Options, logConfig, time.D
 		fmt.Fprint(stderr, `Usage: datacore-sim [flags]
 
 Runs a local emulator of the Datacore streaming service: the access API under
-/v1 and an MQTT broker over WebSocket at /mqtt, on one listener. On start it
+/v1 (with the REST token endpoint), the REST API under /rest/v1 (organization
+fixture listings backed by a schedule of games) and an MQTT broker over
+WebSocket at /mqtt, on one listener. On start it
 prints the environment a datacore-bridge needs to use it. Stop it with Ctrl-C.
 
 Flags:
@@ -105,11 +110,23 @@ Flags:
 	fs.BoolVar(&o.Feed.Flood, "flood", false, "publish as fast as subscribers take (benchmarks); ignores -rate")
 	fs.IntVar(&o.Feed.PayloadSize, "payload-size", 0, "pad messages to about this many bytes (at most 131072)")
 	fs.BoolVar(&o.Feed.Compress, "compress", false, "send compressedData (base64 of zlib JSON) instead of data")
-	fs.DurationVar(&o.Feed.GameLength, "game-length", 0, "game length from a fixture's first grant, then FINISHED and CONFIRMED; 0 endless")
+	fs.DurationVar(&o.Feed.GameLength, "game-length", 0, "game length: of -fixtures from their first grant, then FINISHED and CONFIRMED (0 endless); of scheduled games, IN_PROGRESS time (0: half of -game-every)")
+	fs.StringVar(&orgs, "organizations", "sim-org-1", "comma-separated organizations the customer holds, each with a game every -game-every (REST API); empty for none")
+	fs.DurationVar(&o.Schedule.Every, "game-every", 10*time.Minute, "a scheduled game starts this often (whole seconds)")
+	fs.DurationVar(&o.Schedule.Lead, "game-lead", time.Minute, "the first scheduled game starts this long after the emulator (whole seconds)")
+	fs.DurationVar(&o.Schedule.FinalAfter, "game-final-after", 0, "a scheduled game is FINISHED this long before CONFIRMED; 0: a tenth of its length (100ms..15m)")
+	fs.DurationVar(&o.Schedule.WarmUp, "game-warm-up", 0, "a scheduled game is WARM_UP this long before its start; 0: a tenth of -game-every, at most 5m")
+	fs.IntVar(&past, "games-past", 3, "scheduled games that started before the first one (listed, finished)")
+	fs.BoolVar(&o.Schedule.Venues, "game-venues", false, "give scheduled games venues (venueId in listings, known to the access API)")
+	fs.IntVar(&o.RESTPageSize, "rest-page-size", 0, "cap the rows of a REST listing page below the asked limit, to force paging; 0 no cap")
+	fs.DurationVar(&o.RESTTokenTTL, "rest-token-ttl", time.Hour, "lifetime of REST tokens (expiresIn)")
 	fs.Float64Var(&o.Faults.Access500, "fault-500", 0, "share (0..1) of access calls answering 500")
 	fs.Float64Var(&o.Faults.Access429, "fault-429", 0, "share (0..1) of access calls answering 429 with Retry-After")
 	fs.Float64Var(&o.Faults.AccessSlow, "fault-slow", 0, "share (0..1) of access calls answered after -slow-delay")
 	fs.Float64Var(&o.Faults.AccessGarbage, "fault-garbage", 0, "share (0..1) of access calls answering 200 with malformed JSON")
+	fs.Float64Var(&o.Faults.REST500, "fault-rest-500", 0, "share (0..1) of REST calls answering 500")
+	fs.Float64Var(&o.Faults.REST429, "fault-rest-429", 0, "share (0..1) of REST calls answering 429 with Retry-After (-retry-after)")
+	fs.Float64Var(&o.Faults.REST401, "fault-rest-401", 0, "share (0..1) of REST calls answering 401 whatever the token")
 	fs.DurationVar(&o.Faults.RetryAfter, "retry-after", time.Second, "Retry-After of 429 answers")
 	fs.DurationVar(&o.Faults.SlowDelay, "slow-delay", 2*time.Second, "delay of slow access answers")
 	fs.DurationVar(&o.Faults.DisconnectEvery, "disconnect-every", 0, "close every MQTT connection each period; 0 never")
@@ -129,6 +146,15 @@ Flags:
 	o.Scopes = splitList(scopes)
 	o.Fixtures = splitList(fixtures)
 	o.Venues = splitList(venues)
+	o.Organizations = splitList(orgs)
+	switch {
+	case past < 0:
+		return o, lc, 0, errors.New("-games-past must not be negative")
+	case past == 0:
+		o.Schedule.Past = -1 // none
+	default:
+		o.Schedule.Past = past
+	}
 	if (o.UserIdentityToken == "") != (o.ApplicationID == "") {
 		return o, lc, 0, errors.New("-user-identity-token and -application-id go together")
 	}
@@ -163,8 +189,9 @@ func newLogger(w io.Writer, c logConfig) (*slog.Logger, error) {
 // printEnv prints what a bridge needs to use the emulator, as shell exports.
 // The credentials are the emulator's own, not Datacore's.
 func printEnv(w io.Writer, s *sim.Server, o sim.Options) {
-	fmt.Fprintf(w, "# Datacore emulator: access API %s, broker ws://%s/mqtt\n", s.APIURL(), s.Addr())
+	fmt.Fprintf(w, "# Datacore emulator: access API %s, REST API %s, broker ws://%s/mqtt\n", s.APIURL(), s.RESTURL(), s.Addr())
 	fmt.Fprintf(w, "export DATACORE_API_URL=%s\n", s.APIURL())
+	fmt.Fprintf(w, "export DATACORE_REST_URL=%s\n", s.RESTURL())
 	if o.CredentialID != "" {
 		fmt.Fprintf(w, "export DATACORE_CREDENTIAL_ID=%s\n", o.CredentialID)
 		fmt.Fprintf(w, "export DATACORE_CREDENTIAL_SECRET=%s\n", o.CredentialSecret)
@@ -175,5 +202,11 @@ func printEnv(w io.Writer, s *sim.Server, o sim.Options) {
 	fmt.Fprintf(w, "export DATACORE_SPORT=%s\n", o.Sport)
 	fmt.Fprintf(w, "export DATACORE_FIXTURES=%s\n", strings.Join(o.Fixtures, ","))
 	fmt.Fprintf(w, "export DATACORE_VENUES=%s\n", strings.Join(o.Venues, ","))
+	if len(o.Organizations) > 0 {
+		fmt.Fprintf(w, "export DATACORE_ORGANIZATIONS=%s\n", strings.Join(o.Organizations, ","))
+		if o.Schedule.Venues {
+			fmt.Fprintln(w, "export DATACORE_DISCOVER_VENUES=true")
+		}
+	}
 	fmt.Fprintln(w, "export DATACORE_INCLUDE_PORT=true")
 }
