@@ -1,8 +1,8 @@
 package access
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -116,4 +116,3 @@ func (c *Client) RESTToken(ctx context.Context, sport string, orgs []string) (To
 	}
 	return tok, nil
 }
-
