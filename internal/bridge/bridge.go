@@ -111,12 +111,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options)
 		return nil, err
 	}
 	for _, id := range cfg.Fixtures {
-		if _, err := b.sup.Follow(access.Fixture, id); err != nil {
+		if _, err := b.sup.FollowFrom(access.Fixture, id, fixtures.SourceEnv); err != nil {
 			return nil, fmt.Errorf("DATACORE_FIXTURES: %w", err)
 		}
 	}
 	for _, id := range cfg.Venues {
-		if _, err := b.sup.Follow(access.Venue, id); err != nil {
+		if _, err := b.sup.FollowFrom(access.Venue, id, fixtures.SourceEnv); err != nil {
 			return nil, fmt.Errorf("DATACORE_VENUES: %w", err)
 		}
 	}
