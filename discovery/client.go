@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/loglimit"
 )
 
@@ -155,6 +156,11 @@ func NewClient(o ClientOptions) (*Client, error) {
 		return nil, errors.New("discovery: no organizations")
 	case o.Tokens == nil:
 		return nil, errors.New("discovery: Tokens is required")
+	}
+	for _, org := range o.Organizations {
+		if err := ValidateOrganization(org); err != nil {
+			return nil, err
+		}
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = defaultPageSize
@@ -376,4 +382,25 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return min(max(t.Sub(now), 0), maxRetryAfter), true
 	}
 	return 0, false
+}
+
+// Errors of ValidateOrganization.
+var (
+	// ErrInvalidOrganization is returned for an organization id that cannot
+	// name an organization in a REST API path.
+	ErrInvalidOrganization = errors.New("discovery: invalid organization id")
+)
+
+// ValidateOrganization reports why id cannot name an organization, wrapping
+// ErrInvalidOrganization, or returns nil: it follows the rule for fixture IDs
+// (fixtures.ValidateID: no whitespace, control characters, '/', '+' or '#')
+// and, as it is a path segment, holds no '?', '%' or '\' and is not "." or "..".
+func ValidateOrganization(id string) error {
+	if err := fixtures.ValidateID(id); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOrganization, err)
+	}
+	if id == "." || id == ".." || strings.ContainsAny(id, `?%\`) {
+		return fmt.Errorf("%w: %q is not a URL path segment", ErrInvalidOrganization, id)
+	}
+	return nil
 }
