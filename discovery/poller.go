@@ -3,7 +3,6 @@ package discovery
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -369,7 +368,7 @@ func (p *Poller) Ready() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.lastErr != nil && IsPermanent(p.lastErr) {
-		return fmt.Errorf("discovery: %w", p.lastErr)
+		return p.lastErr // starts with "discovery: "
 	}
 	return nil
 }
