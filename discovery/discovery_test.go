@@ -392,3 +392,27 @@ func equalMaps[K comparable, V comparable](a, b map[K]V) bool {
 	}
 	return true
 }
+
+// TestPollTokenFailureStopsThePoll checks that a failed token request ends
+// the poll (the other organizations would fail the same way) and is counted
+// by its outcome.
+func TestPollTokenFailureStopsThePoll(t *testing.T) {
+	b := newPollerBed(t, PollerOptions{Interval: time.Minute, Organizations: []string{"org1", "org2", "org3"}})
+	b.tokens.err = &access.Error{Status: 503, Err: access.ErrUnavailable}
+	err := b.p.Poll(t.Context())
+	if !errors.Is(err, access.ErrUnavailable) || IsPermanent(err) {
+		t.Fatalf("Poll = %v, want a transient unavailable", err)
+	}
+	if n := b.tokens.count(); n != 1 {
+		t.Errorf("token calls = %d, want 1", n)
+	}
+	if n := len(b.rest.log()); n != 0 {
+		t.Errorf("listing calls = %d, want 0", n)
+	}
+	if got := testutil.ToFloat64(b.m.DiscoveryRuns.WithLabelValues("server_error")); got != 1 {
+		t.Errorf("runs server_error = %v, want 1", got)
+	}
+	if err := b.p.Ready(); err != nil {
+		t.Errorf("Ready = %v, want nil for a transient failure", err)
+	}
+}

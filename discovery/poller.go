@@ -223,8 +223,8 @@ func (p *Poller) Poll(ctx context.Context) error {
 			if first == nil {
 				first = err
 			}
-			if errors.Is(err, access.ErrUnauthorized) && !isListing(err) {
-				break // the token is refused: the next organization would be too
+			if !isListing(err) {
+				break // no token: the next organization would fail the same way
 			}
 			continue
 		}
