@@ -398,18 +398,34 @@ func (c *Client) invalid(kind Kind, msg string) *Error {
 
 // call POSTs body to path and turns the answer into a Grant or an *Error.
 func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Grant, error) {
+	data, received, serverDate, err := c.post(ctx, path, body, kind)
+	if err != nil {
+		return Grant{}, err
+	}
+	g, msg := parseGrant(data, received, serverDate)
+	if msg != "" {
+		return Grant{}, c.newError(http.StatusOK, ErrMalformed, kind, msg, nil)
+	}
+	return g, nil
+}
+
+// post POSTs body to path, paced and with the bearer token when one is
+// configured, and returns a 200 answer's body, the time it arrived and its
+// Date header (zero when absent), or an *Error.
+func (c *Client) post(ctx context.Context, path string, body any, kind Kind) ([]byte, time.Time, time.Time, error) {
+	var zero time.Time
 	payload, err := json.Marshal(body)
 	if err != nil {
-		return Grant{}, c.invalid(kind, "cannot encode request")
+		return nil, zero, zero, c.invalid(kind, "cannot encode request")
 	}
 	if err := c.wait(ctx); err != nil {
-		return Grant{}, c.newError(0, ErrTransport, kind, "waiting for a turn to call: "+err.Error(), err)
+		return nil, zero, zero, c.newError(0, ErrTransport, kind, "waiting for a turn to call: "+err.Error(), err)
 	}
 	// The body first: an echo of it is removed whole.
 	r := c.redactor(string(payload))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(payload))
 	if err != nil {
-		return Grant{}, c.newError(0, ErrTransport, kind, "cannot build request: "+r.redact(err.Error()), err)
+		return nil, zero, zero, c.newError(0, ErrTransport, kind, "cannot build request: "+r.redact(err.Error()), err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -419,9 +435,9 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 		if err != nil {
 			var ae *Error
 			if errors.As(err, &ae) {
-				return Grant{}, err
+				return nil, zero, zero, err
 			}
-			return Grant{}, c.newError(0, ErrTransport, kind, "bearer token: "+r.redact(err.Error()), err)
+			return nil, zero, zero, c.newError(0, ErrTransport, kind, "bearer token: "+r.redact(err.Error()), err)
 		}
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
@@ -431,7 +447,7 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return Grant{}, c.newError(0, ErrTransport, kind, r.redact(err.Error()), err)
+		return nil, zero, zero, c.newError(0, ErrTransport, kind, r.redact(err.Error()), err)
 	}
 	defer resp.Body.Close()
 	received := time.Now()
@@ -442,20 +458,16 @@ func (c *Client) call(ctx context.Context, path string, body any, kind Kind) (Gr
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), received); ok && !e.Permanent() {
 			e.RetryAfter = d
 		}
-		return Grant{}, e
+		return nil, zero, zero, e
 	}
 	if readErr != nil {
 		if errors.Is(readErr, errTooLarge) {
-			return Grant{}, c.newError(resp.StatusCode, ErrMalformed, kind, "response larger than 1 MiB", nil)
+			return nil, zero, zero, c.newError(resp.StatusCode, ErrMalformed, kind, "response larger than 1 MiB", nil)
 		}
-		return Grant{}, c.newError(resp.StatusCode, ErrTransport, kind, "reading response: "+r.redact(readErr.Error()), readErr)
+		return nil, zero, zero, c.newError(resp.StatusCode, ErrTransport, kind, "reading response: "+r.redact(readErr.Error()), readErr)
 	}
 	serverDate, _ := http.ParseTime(resp.Header.Get("Date"))
-	g, msg := parseGrant(data, received, serverDate)
-	if msg != "" {
-		return Grant{}, c.newError(resp.StatusCode, ErrMalformed, kind, msg, nil)
-	}
-	return g, nil
+	return data, received, serverDate, nil
 }
 
 // wait blocks until the pace allows one more call, or returns ctx's error

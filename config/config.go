@@ -74,6 +74,12 @@ type Config struct {
 	DedupWindow     time.Duration `envconfig:"DEDUP_WINDOW" default:"2m" desc:"extension: how long a message is remembered to publish it once when two connections (rotation, resumed session) or a broker re-send (DUP flag) deliver it again; an identical payload again on the same connection is published; 0 disables"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"extension: how long a shutdown may take to finish in-flight messages and drain NATS"`
 
+	Organizations    []string      `envconfig:"ORGANIZATIONS" desc:"comma-separated organization IDs whose fixtures are discovered through the REST API and followed (see Following organizations); enough on its own to start"`
+	RESTURL          string        `envconfig:"REST_URL" shown:"from DATACORE_ENV" desc:"Datacore REST API base, including /v1, for discovery"`
+	DiscoverInterval time.Duration `envconfig:"DISCOVER_INTERVAL" default:"1m" desc:"how often each organization's fixtures are listed; at least 1s (below 30s spends the API quota fast)"`
+	DiscoverAhead    time.Duration `envconfig:"DISCOVER_AHEAD" default:"30m" desc:"a discovered fixture is followed from this long before its start"`
+	DiscoverVenues   bool          `envconfig:"DISCOVER_VENUES" default:"false" desc:"also follow each discovered fixture's venue"`
+
 	// secretFromFile is set once Validate has read CredentialSecretFile into
 	// CredentialSecret, so that a second Validate does not see both set.
 	secretFromFile bool

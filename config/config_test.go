@@ -328,7 +328,7 @@ func TestValidate(t *testing.T) {
 		{"venue with slash", func(c *Config) { c.Venues = []string{"v/1"} }, "DATACORE_VENUES", `"v/1" contains '/'`},
 		{"empty venue", func(c *Config) { c.Venues = []string{""} }, "DATACORE_VENUES", "empty ID at position 1"},
 		{"venues only", func(c *Config) { c.Fixtures, c.Venues = nil, []string{"v1"} }, "", ""},
-		{"nothing to follow", func(c *Config) { c.Fixtures = nil }, "DATACORE_FIXTURES", "nothing to follow: set DATACORE_FIXTURES or DATACORE_VENUES, or DATACORE_ADMIN_TOKEN"},
+		{"nothing to follow", func(c *Config) { c.Fixtures = nil }, "DATACORE_FIXTURES", "nothing to follow: set DATACORE_FIXTURES, DATACORE_VENUES or DATACORE_ORGANIZATIONS, or DATACORE_ADMIN_TOKEN"},
 		{"admin token instead of fixtures", func(c *Config) { c.Fixtures, c.AdminToken = nil, "tok" }, "", ""},
 		{"admin token without http", func(c *Config) { c.Fixtures, c.AdminToken, c.HTTPAddr = nil, "tok", "" }, "DATACORE_FIXTURES", "DATACORE_HTTP_ADDR is empty"},
 

@@ -13,9 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unicode"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/discovery"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/redact"
 	"github.com/datacore-bridge/datacore-bridge/mqttclient"
@@ -68,6 +70,7 @@ func (c *Config) Validate() error {
 		c.checkNATS,
 		c.checkSubjects,
 		c.checkHTTP,
+		c.checkDiscovery,
 		c.checkFollow,
 		c.checkLog,
 		c.checkOAuth,
@@ -490,17 +493,60 @@ func (c *Config) checkHTTP() error {
 	return nil
 }
 
+// minDiscoverInterval is the shortest DATACORE_DISCOVER_INTERVAL.
+const minDiscoverInterval = time.Second
+
+// checkDiscovery checks the organizations (discovery.ValidateOrganization),
+// derives the REST URL from DATACORE_ENV unless set, and checks the interval
+// and the look-ahead.
+func (c *Config) checkDiscovery() error {
+	orgs := make([]string, 0, len(c.Organizations))
+	for i, raw := range c.Organizations {
+		id := strings.TrimSpace(raw)
+		if id == "" {
+			return errorf("DATACORE_ORGANIZATIONS", "empty ID at position %d (look for a stray comma)", i+1)
+		}
+		if err := discovery.ValidateOrganization(id); err != nil {
+			return &Error{Var: "DATACORE_ORGANIZATIONS", Msg: fmt.Sprintf("ID at position %d", i+1), Err: err}
+		}
+		if !slices.Contains(orgs, id) {
+			orgs = append(orgs, id)
+		}
+	}
+	c.Organizations = orgs
+	if strings.TrimSpace(c.RESTURL) == "" {
+		u, err := access.RESTURLFor(c.Env)
+		if err != nil {
+			return &Error{Var: "DATACORE_ENV", Msg: "no REST API for it", Err: err}
+		}
+		c.RESTURL = u
+	} else {
+		u, err := discovery.CheckBaseURL(strings.TrimSpace(c.RESTURL))
+		if err != nil {
+			return errorf("DATACORE_REST_URL", "%v, got %q", err, redact.URL(c.RESTURL))
+		}
+		c.RESTURL = u
+	}
+	if c.DiscoverInterval < minDiscoverInterval {
+		return errorf("DATACORE_DISCOVER_INTERVAL", "must be at least %s, got %s", minDiscoverInterval, c.DiscoverInterval)
+	}
+	if c.DiscoverAhead <= 0 {
+		return errorf("DATACORE_DISCOVER_AHEAD", "must be positive, got %s", c.DiscoverAhead)
+	}
+	return nil
+}
+
 func (c *Config) checkFollow() error {
-	if len(c.Fixtures) > 0 || len(c.Venues) > 0 {
+	if len(c.Fixtures) > 0 || len(c.Venues) > 0 || len(c.Organizations) > 0 {
 		return nil
 	}
 	if c.AdminToken != "" && c.HTTPAddr != "" {
 		return nil
 	}
 	if c.AdminToken != "" {
-		return errorf("DATACORE_FIXTURES", "nothing to follow: DATACORE_ADMIN_TOKEN is set but DATACORE_HTTP_ADDR is empty, so no fixture can be added at run time; set DATACORE_FIXTURES or DATACORE_VENUES, or DATACORE_HTTP_ADDR")
+		return errorf("DATACORE_FIXTURES", "nothing to follow: DATACORE_ADMIN_TOKEN is set but DATACORE_HTTP_ADDR is empty, so no fixture can be added at run time; set DATACORE_FIXTURES, DATACORE_VENUES or DATACORE_ORGANIZATIONS, or DATACORE_HTTP_ADDR")
 	}
-	return errorf("DATACORE_FIXTURES", "nothing to follow: set DATACORE_FIXTURES or DATACORE_VENUES, or DATACORE_ADMIN_TOKEN to add them at run time")
+	return errorf("DATACORE_FIXTURES", "nothing to follow: set DATACORE_FIXTURES, DATACORE_VENUES or DATACORE_ORGANIZATIONS, or DATACORE_ADMIN_TOKEN to add them at run time")
 }
 
 func (c *Config) checkLog() error {

@@ -5,7 +5,8 @@
 //	GET    /healthz             200 "ok" while the process runs
 //	GET    /readyz              200 {"status":"ready"}, or 503 {"status":"not ready","reason":"..."}
 //	GET    /metrics             the Options.Metrics handler (404 when there is none)
-//	GET    /v1/subscriptions    JSON array of fixtures.StreamInfo, sorted by kind then id
+//	GET    /v1/subscriptions    JSON array of fixtures.StreamInfo, sorted by kind then id (each with its source)
+//	GET    /v1/discovery        JSON discovery.Status (404 when no organization is followed)
 //	PUT    /v1/fixtures/{id}    follow a fixture: 201 when added, 200 when already followed
 //	DELETE /v1/fixtures/{id}    unfollow a fixture: 204, whether or not it was followed
 //	PUT    /v1/venues/{id}      follow a venue, as for fixtures

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/discovery"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/loglimit"
 )
@@ -35,6 +36,16 @@ type Supervisor interface {
 	Ready() error
 }
 
+// Discovery is what the HTTP API needs from organization discovery
+// (*discovery.Poller is one). Its methods must not block for long.
+type Discovery interface {
+	// Status is a snapshot for GET /v1/discovery.
+	Status() discovery.Status
+	// Ready returns nil unless discovery has failed permanently (rejected
+	// credentials, forbidden organization), else why.
+	Ready() error
+}
+
 // Options configures the handler returned by New.
 type Options struct {
 	// Supervisor owns the followed streams. Required.
@@ -47,6 +58,9 @@ type Options struct {
 	AdminToken string
 	// Metrics serves GET /metrics. Nil: /metrics answers 404.
 	Metrics http.Handler
+	// Discovery reports on organization discovery. Nil: GET /v1/discovery
+	// answers 404 and discovery is not part of readiness.
+	Discovery Discovery
 	// Logger receives one line per mutation and per refused admin request. Nil
 	// discards.
 	Logger *slog.Logger
@@ -56,6 +70,7 @@ type Options struct {
 type handler struct {
 	sup       Supervisor
 	natsReady func() error
+	discovery Discovery
 	metrics   http.Handler
 	logger    *slog.Logger
 	// tokenHash is the SHA-256 of the admin token; comparing fixed-length
@@ -80,6 +95,7 @@ func New(opts Options) http.Handler {
 	h := &handler{
 		sup:       opts.Supervisor,
 		natsReady: opts.NATSReady,
+		discovery: opts.Discovery,
 		metrics:   opts.Metrics,
 		logger:    opts.Logger,
 		adminOn:   opts.AdminToken != "",
@@ -102,6 +118,7 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.Handle("GET /metrics", h.metrics)
 	mux.HandleFunc("GET /v1/subscriptions", h.subscriptions)
+	mux.HandleFunc("GET /v1/discovery", h.discoveryStatus)
 	for _, r := range []struct {
 		kind access.Kind
 		path string
@@ -115,7 +132,7 @@ func New(opts Options) http.Handler {
 	}
 	// A pattern with a method wins over the same path without one, so these
 	// answer only the other methods, in JSON like every other error.
-	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/v1/subscriptions"} {
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/v1/subscriptions", "/v1/discovery"} {
 		mux.Handle(path, methodNotAllowed("GET, HEAD"))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
@@ -164,6 +181,11 @@ func (h *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	if err := h.sup.Ready(); err != nil {
 		reasons = append(reasons, "streams: "+err.Error())
 	}
+	if h.discovery != nil {
+		if err := h.discovery.Ready(); err != nil {
+			reasons = append(reasons, err.Error())
+		}
+	}
 	if len(reasons) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, readiness{Status: "not ready", Reason: strings.Join(reasons, "; ")})
 		return
@@ -177,6 +199,17 @@ func (h *handler) subscriptions(w http.ResponseWriter, _ *http.Request) {
 		streams = []fixtures.StreamInfo{} // [] rather than null
 	}
 	writeJSON(w, http.StatusOK, streams)
+}
+
+// discoveryStatus serves GET /v1/discovery: the organizations followed, the
+// last successful listing, the next poll, the last error and how many
+// fixtures discovery has followed.
+func (h *handler) discoveryStatus(w http.ResponseWriter, _ *http.Request) {
+	if h.discovery == nil {
+		writeError(w, http.StatusNotFound, "discovery is not enabled: no organization is followed")
+		return
+	}
+	writeJSON(w, http.StatusOK, h.discovery.Status())
 }
 
 // followed is the body of a successful PUT.

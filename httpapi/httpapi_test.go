@@ -232,11 +232,11 @@ func TestSubscriptions(t *testing.T) {
 		{
 			name: "one of each",
 			streams: []fixtures.StreamInfo{
-				{ID: "f1", Kind: access.Fixture, State: fixtures.StateConnected, ConnectedSince: &since, Messages: 7},
-				{ID: "v1", Kind: access.Venue, State: fixtures.StateFailed, LastError: "forbidden"},
+				{ID: "f1", Kind: access.Fixture, Source: fixtures.SourceDiscovery, State: fixtures.StateConnected, ConnectedSince: &since, Messages: 7},
+				{ID: "v1", Kind: access.Venue, Source: fixtures.SourceEnv, State: fixtures.StateFailed, LastError: "forbidden"},
 			},
-			want: `[{"id":"f1","kind":"fixture","state":"connected","connectedSince":"2026-01-02T03:04:05.000000006Z","grantExpiresAt":null,"messages":7,"lastMessageAt":null},` +
-				`{"id":"v1","kind":"venue","state":"failed","connectedSince":null,"grantExpiresAt":null,"messages":0,"lastMessageAt":null,"lastError":"forbidden"}]` + "\n",
+			want: `[{"id":"f1","kind":"fixture","source":"discovery","state":"connected","connectedSince":"2026-01-02T03:04:05.000000006Z","grantExpiresAt":null,"messages":7,"lastMessageAt":null},` +
+				`{"id":"v1","kind":"venue","source":"env","state":"failed","connectedSince":null,"grantExpiresAt":null,"messages":0,"lastMessageAt":null,"lastError":"forbidden"}]` + "\n",
 		},
 	}
 	for _, tt := range tests {

@@ -54,6 +54,10 @@ type Metrics struct {
 	DecompressSkipped prometheus.Counter
 	// NATSConnected is 1 while the NATS connection is up.
 	NATSConnected prometheus.Gauge
+	// DiscoveryRuns counts organization discovery polls, by outcome.
+	DiscoveryRuns *prometheus.CounterVec
+	// DiscoveredFixtures is the number of fixtures discovery has followed.
+	DiscoveredFixtures prometheus.Gauge
 }
 
 // New returns Metrics registered on a fresh registry, together with the Go runtime
@@ -72,12 +76,13 @@ func New() *Metrics {
 // they are exported (and rate() works) before the first event.
 func (m *Metrics) initLabels() {
 	for vec, values := range map[*prometheus.CounterVec][]string{
-		m.Dropped:     {"publish_error", "too_large", "rejected", "shutdown", "unknown_topic"},
-		m.Duplicates:  {"fixture", "venue"},
-		m.AccessCalls: {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport", "expired"},
-		m.Rotations:   {"ok", "failed"},
-		m.Reconnects:  {"lost", "expired"},
-		m.Connects:    {"ok", "handshake_refused", "handshake_failed", "connect_refused", "subscribe_refused", "error"},
+		m.Dropped:       {"publish_error", "too_large", "rejected", "shutdown", "unknown_topic"},
+		m.Duplicates:    {"fixture", "venue"},
+		m.AccessCalls:   {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport", "expired"},
+		m.Rotations:     {"ok", "failed"},
+		m.Reconnects:    {"lost", "expired"},
+		m.Connects:      {"ok", "handshake_refused", "handshake_failed", "connect_refused", "subscribe_refused", "error"},
+		m.DiscoveryRuns: {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport"},
 	} {
 		for _, v := range values {
 			vec.WithLabelValues(v)
@@ -146,6 +151,11 @@ func build() *Metrics {
 			Help: "compressedData payloads published untouched because, inflated, they would exceed the NATS server's max payload."}),
 		NATSConnected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "nats_connected",
 			Help: "1 while the NATS connection is up, else 0."}),
+		DiscoveryRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "discovery_runs_total",
+			Help: "Organization discovery polls (every organization listed), by outcome (ok, unauthorized, forbidden, not_found, bad_request, rate_limited, server_error, malformed, transport)."},
+			[]string{"outcome"}),
+		DiscoveredFixtures: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "discovered_fixtures",
+			Help: "Fixtures that organization discovery has started following since the bridge started."}),
 	}
 }
 
@@ -154,6 +164,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.Received, m.Published, m.PublishErrors, m.PublishRetries, m.Dropped, m.Duplicates,
 		m.AccessCalls, m.Grants, m.Rotations, m.Reconnects, m.Connects, m.Streams, m.Latency,
 		m.Inflight, m.InflightLimit, m.FixturesFinished, m.DecompressErrors, m.DecompressSkipped, m.NATSConnected,
+		m.DiscoveryRuns, m.DiscoveredFixtures,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/discovery"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/httpapi"
 	"github.com/datacore-bridge/datacore-bridge/metrics"
@@ -51,6 +52,9 @@ type Bridge struct {
 	nc  *nats.Conn
 	pub *publisher
 	sup *fixtures.Supervisor
+	// disc follows the configured organizations; nil without any.
+	disc     *discovery.Poller
+	discDone chan struct{}
 
 	// stopLife cancels the lifetime context: the supervisor, the stream
 	// ensurer and the OAuth token requests.
@@ -107,16 +111,25 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options)
 		_ = b.pub.close(cancelled)
 	})
 
-	if b.sup, err = newSupervisor(life, cfg, log, m, b.pub, b.nc.MaxPayload, o); err != nil {
+	ac, err := newAccess(life, cfg)
+	if err != nil {
 		return nil, err
 	}
+	if b.sup, err = newSupervisor(ac, cfg, log, m, b.pub, b.nc.MaxPayload, o); err != nil {
+		return nil, err
+	}
+	if len(cfg.Organizations) > 0 {
+		if b.disc, err = newDiscovery(ac, b.sup, cfg, log, m); err != nil {
+			return nil, err
+		}
+	}
 	for _, id := range cfg.Fixtures {
-		if _, err := b.sup.Follow(access.Fixture, id); err != nil {
+		if _, err := b.sup.FollowFrom(access.Fixture, id, fixtures.SourceEnv); err != nil {
 			return nil, fmt.Errorf("DATACORE_FIXTURES: %w", err)
 		}
 	}
 	for _, id := range cfg.Venues {
-		if _, err := b.sup.Follow(access.Venue, id); err != nil {
+		if _, err := b.sup.FollowFrom(access.Venue, id, fixtures.SourceEnv); err != nil {
 			return nil, fmt.Errorf("DATACORE_VENUES: %w", err)
 		}
 	}
@@ -145,9 +158,21 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options)
 		defer close(b.supDone)
 		_ = b.sup.Run(life)
 	}()
+	if b.disc != nil {
+		b.discDone = make(chan struct{})
+		go func() {
+			defer close(b.discDone)
+			_ = b.disc.Run(life)
+		}()
+	}
 	if ln != nil {
+		var disc httpapi.Discovery
+		if b.disc != nil {
+			disc = b.disc
+		}
 		handler := httpapi.New(httpapi.Options{
 			Supervisor: b.sup,
+			Discovery:  disc,
 			NATSReady:  b.natsReady,
 			AdminToken: cfg.AdminToken,
 			Metrics:    m.Handler(),
@@ -163,7 +188,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options)
 		}()
 	}
 
-	log.Info("started", "fixtures", len(cfg.Fixtures), "venues", len(cfg.Venues),
+	log.Info("started", "fixtures", len(cfg.Fixtures), "venues", len(cfg.Venues), "organizations", len(cfg.Organizations),
 		"api_host", apiHost(cfg.APIURL), "jetstream", cfg.JetStream, "http", addrString(b.httpAddr))
 	return b, nil
 }
@@ -193,15 +218,14 @@ func connectNATS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*na
 	})
 }
 
-// newSupervisor builds the access client and the supervisor of streams.
+// newAccess builds the access client shared by the streams and discovery.
 // life bounds the OAuth token requests: they end with the bridge.
-func newSupervisor(life context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics,
-	pub sink.Publisher, maxPayload func() int64, o Options) (*fixtures.Supervisor, error) {
+func newAccess(life context.Context, cfg *config.Config) (*access.Client, error) {
 	var token func(context.Context) (string, error)
 	if cfg.OAuthTokenURL != "" {
 		token = access.OAuth2Token(life, cfg.OAuthTokenURL, cfg.OAuthClientID, cfg.OAuthClientSecret, cfg.OAuthAudience)
 	}
-	ac, err := access.New(access.Options{
+	return access.New(access.Options{
 		BaseURL: cfg.APIURL,
 		Credentials: access.Credentials{
 			CredentialID:      cfg.CredentialID,
@@ -215,9 +239,11 @@ func newSupervisor(life context.Context, cfg *config.Config, log *slog.Logger, m
 		Burst:            cfg.AccessBurst,
 		UnauthorizedHint: cfg.UnauthorizedHint(),
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// newSupervisor builds the supervisor of streams.
+func newSupervisor(ac *access.Client, cfg *config.Config, log *slog.Logger, m *metrics.Metrics,
+	pub sink.Publisher, maxPayload func() int64, o Options) (*fixtures.Supervisor, error) {
 	return fixtures.New(fixtures.Options{
 		Access:         ac,
 		Publisher:      pub,
@@ -240,6 +266,30 @@ func newSupervisor(life context.Context, cfg *config.Config, log *slog.Logger, m
 		MinBackoff:     o.MinBackoff,
 		MaxBackoff:     o.MaxBackoff,
 		FailedRetry:    o.FailedRetry,
+	})
+}
+
+// newDiscovery builds the poller that follows the configured organizations'
+// fixtures through the REST API, with tokens from the access client.
+func newDiscovery(ac *access.Client, sup *fixtures.Supervisor, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*discovery.Poller, error) {
+	rc, err := discovery.NewClient(discovery.ClientOptions{
+		BaseURL:       cfg.RESTURL,
+		Sport:         cfg.Sport,
+		Organizations: cfg.Organizations,
+		Tokens:        ac,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("DATACORE_ORGANIZATIONS: %w", err)
+	}
+	return discovery.NewPoller(discovery.PollerOptions{
+		Lister:        rc,
+		Follower:      sup,
+		Organizations: cfg.Organizations,
+		Interval:      cfg.DiscoverInterval,
+		Ahead:         cfg.DiscoverAhead,
+		Venues:        cfg.DiscoverVenues,
+		Metrics:       m,
+		Logger:        log.With("component", "discovery"),
 	})
 }
 
@@ -295,6 +345,13 @@ func (b *Bridge) shutdown(ctx context.Context) error {
 	}
 
 	b.stopLife()
+	if b.discDone != nil {
+		select {
+		case <-b.discDone:
+		case <-ctx.Done():
+			fail(errors.New("discovery did not stop in time"))
+		}
+	}
 	select {
 	case <-b.supDone:
 	case <-ctx.Done():
