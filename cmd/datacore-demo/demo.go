@@ -1,12 +1,15 @@
 // Command datacore-demo runs the local Datacore emulator, an embedded NATS
 // server and the bridge on this machine, and prints the messages flowing and
-// the signed URLs rotating.
+// the signed URLs rotating. By default the bridge also follows an organization
+// of the emulator, whose games are discovered through the REST API, played,
+// finished and unfollowed every -game-every.
 //
-//	go run ./cmd/datacore-demo [-duration 20s] [-jetstream] [-h]
+//	go run ./cmd/datacore-demo [-duration 20s] [-jetstream] [-organizations ""] [-h]
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +26,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
@@ -53,6 +58,14 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		natsPort  = fs.Int("nats-port", -1, "port of the embedded NATS server (-1: a random free port)")
 		httpAddr  = fs.String("http-addr", "127.0.0.1:0", "address of the bridge's HTTP API (health, metrics, admin)")
 		logLevel  = fs.String("log-level", "warn", "bridge log level: debug, info, warn or error")
+		orgs      = fs.String("organizations", "demo-org", "comma-separated organizations whose games the bridge discovers and follows (\"\": none)")
+		gameEvery = fs.Duration("game-every", 30*time.Second, "time between two games' starts in each organization (whole seconds)")
+		gameLead  = fs.Duration("game-lead", 10*time.Second, "when the first new game starts, after the demo's start (whole seconds)")
+		gameLen   = fs.Duration("game-length", 40*time.Second, "how long a game is IN_PROGRESS")
+		finalAft  = fs.Duration("game-final-after", 5*time.Second, "how long a game is FINISHED before CONFIRMED")
+		interval  = fs.Duration("discover-interval", 2*time.Second, "DATACORE_DISCOVER_INTERVAL: how often the organizations' fixtures are listed")
+		ahead     = fs.Duration("discover-ahead", 20*time.Second, "DATACORE_DISCOVER_AHEAD: a game is followed from this long before its start")
+		stopAfter = fs.Duration("stop-after-final", 5*time.Second, "DATACORE_STOP_AFTER_FINAL: a game is unfollowed this long after CONFIRMED")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: datacore-demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing and the signed URLs rotating.\n\nFlags:")
@@ -77,6 +90,9 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err := runDemo(ctx, demoOptions{
 		fixtures: *nFix, venues: *nVen, grantTTL: *grantTTL, rate: *rate, every: *every,
 		jetStream: *jetStream, natsPort: *natsPort, httpAddr: *httpAddr,
+		organizations: splitList(*orgs),
+		schedule:      sim.Schedule{Every: *gameEvery, Lead: *gameLead, Length: *gameLen, FinalAfter: *finalAft},
+		interval:      *interval, ahead: *ahead, stopAfter: *stopAfter,
 	}, stdout, log); err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
@@ -92,6 +108,23 @@ type demoOptions struct {
 	jetStream        bool
 	natsPort         int
 	httpAddr         string
+	// organizations are followed by discovery; empty: none.
+	organizations []string
+	schedule      sim.Schedule
+	// interval, ahead and stopAfter are DATACORE_DISCOVER_INTERVAL,
+	// DATACORE_DISCOVER_AHEAD and DATACORE_STOP_AFTER_FINAL.
+	interval, ahead, stopAfter time.Duration
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger) error {
@@ -104,6 +137,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 	}
 	const credID, credSecret = "demo-credential", "demo-secret"
 	m := metrics.New()
+	simStart := time.Now() // the emulator's schedule counts from its start, a moment later
 	bed, err := testbed.Start(ctx, testbed.Options{
 		Sim: sim.Options{
 			CredentialID:     credID,
@@ -112,6 +146,8 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 			Venues:           venues,
 			GrantTTL:         o.grantTTL,
 			Feed:             sim.Feed{Rate: o.rate},
+			Organizations:    o.organizations,
+			Schedule:         o.schedule,
 		},
 		JetStream: o.jetStream,
 		NATS:      func(so *server.Options) { so.Port = o.natsPort },
@@ -119,6 +155,11 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 			cfg.Fixtures, cfg.Venues = fixtures, venues
 			cfg.HTTPAddr = o.httpAddr
 			cfg.AdminToken = "demo"
+			if len(o.organizations) > 0 {
+				cfg.Organizations = o.organizations
+				cfg.DiscoverInterval, cfg.DiscoverAhead = o.interval, o.ahead
+				cfg.StopAfterFinal = o.stopAfter
+			}
 		},
 		Bridge: bridge.Options{Metrics: m, MaxBackoff: 5 * time.Second},
 		Logger: log,
@@ -139,13 +180,19 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 		return err
 	}
 	defer nc.Close()
-	w := &watcher{byKind: map[string]int{}}
+	w := &watcher{byKind: map[string]int{}, status: map[string]string{}}
 	if _, err := nc.Subscribe(cfg.SubjectPrefix+".>", w.take); err != nil {
 		return err
 	}
 
 	fmt.Fprintf(out, "datacore-bridge demo: %d fixtures and %d venues, signed URLs valid for %s\n", len(fixtures), len(venues), o.grantTTL)
 	fmt.Fprintf(out, "  emulator access API  %s\n", emu.APIURL())
+	if len(o.organizations) > 0 {
+		sc := o.schedule
+		fmt.Fprintf(out, "  organizations        %s: a game every %s, each IN_PROGRESS for %s; listed every %s at %s/<sport>/o/<org>/fixtures,\n",
+			strings.Join(o.organizations, ", "), sc.Every, sc.Length, o.interval, emu.RESTURL())
+		fmt.Fprintf(out, "                       followed from %s before its start, unfollowed %s after CONFIRMED\n", o.ahead, o.stopAfter)
+	}
 	fmt.Fprintf(out, "  NATS                 %s   (try: nats sub '%s.>' -s %s)\n", ns.ClientURL(), cfg.SubjectPrefix, ns.ClientURL())
 	if b.Addr() != nil {
 		base := "http://" + b.Addr().String()
@@ -156,16 +203,27 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 
 	tick := time.NewTicker(o.every)
 	defer tick.Stop()
+	look := time.NewTicker(200 * time.Millisecond)
+	defer look.Stop()
 	started := time.Now()
 	shownSample := false
+	games := &gameLog{followed: map[string]string{}, sched: o.schedule, simStart: simStart, ahead: o.ahead}
 	for {
 		select {
 		case <-ctx.Done():
 			fmt.Fprintf(out, "\nafter %s: %s\n", time.Since(started).Round(time.Second), w.summary(m))
+			if len(o.organizations) > 0 {
+				fmt.Fprintf(out, "        %s\n", games.summary(emu.Stats()))
+			}
 			return nil
+		case <-look.C:
+			games.look(out, time.Since(started), b.Supervisor().Streams(), w.statuses())
 		case <-tick.C:
 			fmt.Fprintf(out, "[%5s] %s\n", time.Since(started).Round(time.Second), w.summary(m))
 			fmt.Fprintf(out, "        %s\n", streamsLine(b.Supervisor().Streams()))
+			if len(o.organizations) > 0 {
+				fmt.Fprintf(out, "        %s\n", games.summary(emu.Stats()))
+			}
 			if subj, payload, ok := w.sample(); ok && !shownSample {
 				shownSample = true
 				fmt.Fprintf(out, "        sample: %s %s\n", subj, truncate(payload, 160))
@@ -181,17 +239,43 @@ type watcher struct {
 	byKind   map[string]int
 	lastSubj string
 	lastData []byte
+	status   map[string]string // fixture ID → last status seen on its stream
 }
 
 func (w *watcher) take(msg *nats.Msg) {
 	kind := msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:]
+	var st struct {
+		Data struct {
+			Status struct {
+				Fixture string `json:"fixture"`
+			} `json:"status"`
+		} `json:"data"`
+	}
+	id := msg.Header.Get("Datacore-Fixture-Id")
+	if kind == "status" && id != "" && json.Unmarshal(msg.Data, &st) != nil {
+		st.Data.Status.Fixture = ""
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if s := st.Data.Status.Fixture; s != "" {
+		w.status[id] = s
+	}
 	w.total++
 	w.byKind[kind]++
 	if kind == "events" || w.lastSubj == "" {
 		w.lastSubj, w.lastData = msg.Subject, msg.Data
 	}
+}
+
+// statuses returns a copy of the last status seen per fixture.
+func (w *watcher) statuses() map[string]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]string, len(w.status))
+	for k, v := range w.status {
+		out[k] = v
+	}
+	return out
 }
 
 func (w *watcher) sample() (string, []byte, bool) {
@@ -220,6 +304,89 @@ func (w *watcher) summary(m *metrics.Metrics) string {
 		int(testbed.CounterSum(m.Grants)), int(testbed.CounterSum(m.Rotations.WithLabelValues("ok"))),
 		int(testbed.CounterSum(m.Reconnects)), int(testbed.CounterSum(m.Duplicates)))
 	return sb.String()
+}
+
+// gameLog prints the life of the games discovery follows: followed, status
+// changes seen in NATS, unfollowed.
+type gameLog struct {
+	followed   map[string]string // fixture ID → last status printed
+	discovered int
+	unfollowed int
+	sched      sim.Schedule
+	simStart   time.Time
+	ahead      time.Duration
+}
+
+// look compares the streams and statuses with what was printed and prints the changes.
+func (g *gameLog) look(out io.Writer, since time.Duration, streams []fixtures.StreamInfo, status map[string]string) {
+	at := fmt.Sprintf("[%5s]", since.Round(time.Second))
+	now := map[string]bool{}
+	for _, s := range streams {
+		if s.Kind != access.Fixture || s.Source != fixtures.SourceDiscovery {
+			continue
+		}
+		now[s.ID] = true
+		if _, ok := g.followed[s.ID]; !ok {
+			g.followed[s.ID] = ""
+			g.discovered++
+			fmt.Fprintf(out, "%s discovered and followed %s%s\n", at, s.ID, g.when(s.ID))
+		}
+	}
+	ids := make([]string, 0, len(g.followed))
+	for id := range g.followed {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if st := status[id]; st != "" && st != g.followed[id] {
+			g.followed[id] = st
+			fmt.Fprintf(out, "%s %s is %s\n", at, id, st)
+		}
+		if !now[id] {
+			delete(g.followed, id)
+			g.unfollowed++
+			fmt.Fprintf(out, "%s unfollowed %s (last status %s)\n", at, id, orDash(status[id]))
+		}
+	}
+}
+
+// when says when a game of the emulator's schedule starts and how long ago
+// it entered the discovery window; "" for another ID.
+func (g *gameLog) when(id string) string {
+	i := strings.LastIndex(id, ":game:")
+	if i < 0 {
+		return ""
+	}
+	n, err := strconv.Atoi(id[i+len(":game:"):])
+	if err != nil {
+		return ""
+	}
+	start := g.simStart.Add(g.sched.Lead + time.Duration(n)*g.sched.Every)
+	entered := time.Since(start.Add(-g.ahead))
+	if until := time.Until(start); until > 0 {
+		return fmt.Sprintf(" (starts in %s; entered the window %s ago)", until.Round(time.Second), entered.Round(100*time.Millisecond))
+	}
+	return fmt.Sprintf(" (started %s ago)", (-time.Until(start)).Round(time.Second))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// summary counts the games and the REST API calls the emulator answered.
+func (g *gameLog) summary(st sim.Stats) string {
+	var rest, tok uint64
+	for _, n := range st.RESTCalls {
+		rest += n
+	}
+	for _, n := range st.TokenCalls {
+		tok += n
+	}
+	return fmt.Sprintf("discovery: games followed now %d, discovered %d, unfollowed %d; REST listing calls %d, REST token calls %d",
+		len(g.followed), g.discovered, g.unfollowed, rest, tok)
 }
 
 // streamsLine says how many streams are connected and when the next signed URL expires.

@@ -112,6 +112,9 @@ func Start(ctx context.Context, o Options) (_ *Bed, err error) {
 		return nil, err
 	}
 	cfg := Config(apiURL, o.Sim, bed.NATS.ClientURL(), o.JetStream)
+	if bed.Emulator != nil {
+		cfg.RESTURL = bed.Emulator.RESTURL() // used when Configure sets Organizations
+	}
 	if o.Configure != nil {
 		o.Configure(cfg)
 	}
