@@ -68,7 +68,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		stopAfter = fs.Duration("stop-after-final", 5*time.Second, "DATACORE_STOP_AFTER_FINAL: a game is unfollowed this long after CONFIRMED")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: datacore-demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing and the signed URLs rotating.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: datacore-demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing, the signed URLs rotating and the games of an\norganization being discovered, played, finished and unfollowed.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
