@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/datacore-bridge/datacore-bridge/config"
+	"github.com/datacore-bridge/datacore-bridge/discovery"
+	"github.com/datacore-bridge/datacore-bridge/fixtures"
+	"github.com/datacore-bridge/datacore-bridge/internal/poll"
+	"github.com/datacore-bridge/datacore-bridge/sim"
+	"github.com/datacore-bridge/datacore-bridge/sink"
+)
+
+// discoveryConfig points the bridge at the emulator's REST API for orgs,
+// with no fixture of its own.
+func discoveryConfig(orgs []string, interval, ahead time.Duration) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Organizations = orgs
+		c.RESTURL = strings.TrimSuffix(c.APIURL, "/v1") + "/rest/v1"
+		c.DiscoverInterval = interval
+		c.DiscoverAhead = ahead
+		c.Fixtures = nil
+	}
+}
+
+// gameID is the emulator's fixture ID of game n of org.
+func gameID(org string, n int) string { return "sim:org:" + org + ":game:" + strconv.Itoa(n) }
+
+// gameStarts reads the start of every game of org that the emulator lists
+// (every page), through the REST API as a client would: one token call and
+// the listing calls.
+func gameStarts(t *testing.T, e *env, org string) map[string]time.Time {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"sport": e.cfg.Sport, "organization": map[string]any{"id": []string{org}},
+		"credentialId": testCredID, "credentialSecret": testCredSecret})
+	resp, err := http.Post(e.emu.APIURL()+"/oauth2/rest/token", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Data struct{ Token string } }
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || tok.Data.Token == "" {
+		t.Fatalf("REST token: %d %v", resp.StatusCode, err)
+	}
+	out := map[string]time.Time{}
+	next := e.emu.RESTURL() + "/" + e.cfg.Sport + "/o/" + org + "/fixtures?limit=1000&fromTimeUTC=2000-01-01T00:00:00&toTimeUTC=" +
+		time.Now().UTC().Add(time.Minute).Format(discovery.TimeLayout)
+	for next != "" {
+		req, _ := http.NewRequest(http.MethodGet, next, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Data.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct {
+			Links struct{ Next string }
+			Data  []discovery.Fixture
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("REST listing: %d %v", resp.StatusCode, err)
+		}
+		for _, f := range page.Data {
+			start, ok := f.Start()
+			if !ok {
+				t.Fatalf("listed game without a start: %+v", f)
+			}
+			out[f.FixtureID] = start
+		}
+		next = page.Links.Next
+	}
+	return out
+}
+
+// firstMessages records when the first NATS message of each fixture arrived.
+type firstMessages struct {
+	mu    sync.Mutex
+	first map[string]time.Time
+}
+
+func (e *env) firstMessages() *firstMessages {
+	e.t.Helper()
+	fm := &firstMessages{first: map[string]time.Time{}}
+	nc, err := nats.Connect(e.ns.ClientURL())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	_, err = nc.Subscribe(e.cfg.SubjectPrefix+"."+e.cfg.Sport+".fixture.>", func(m *nats.Msg) {
+		at := time.Now()
+		tokens := strings.Split(m.Subject, ".")
+		id, err := sink.UnescapeToken(tokens[len(tokens)-2])
+		if err != nil {
+			return
+		}
+		fm.mu.Lock()
+		if _, ok := fm.first[id]; !ok {
+			fm.first[id] = at
+		}
+		fm.mu.Unlock()
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+	return fm
+}
+
+func (fm *firstMessages) at(id string) (time.Time, bool) {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	t, ok := fm.first[id]
+	return t, ok
+}
+
+// discovered returns the IDs of the fixtures followed with source discovery,
+// and fails the test for any other source.
+func discovered(t *testing.T, e *env) map[string]fixtures.StreamInfo {
+	t.Helper()
+	out := map[string]fixtures.StreamInfo{}
+	for _, s := range e.subscriptions() {
+		if s.Source != fixtures.SourceDiscovery {
+			t.Errorf("stream %s has source %q, want discovery", s.ID, s.Source)
+		}
+		out[s.ID] = s
+	}
+	return out
+}
+
+// TestDiscoverFollowsGamesInTheirWindow plays an organization's schedule:
+// each game is followed (source discovery) within one poll interval of
+// entering the Ahead window and before its start, and unfollowed after its
+// CONFIRMED status; games too far ahead are not followed early, games
+// already CONFIRMED are never followed; every message of a discovered game
+// reaches NATS once.
+func TestDiscoverFollowsGamesInTheirWindow(t *testing.T) {
+	const (
+		org      = "o1"
+		interval = time.Second
+		ahead    = 4 * time.Second
+	)
+	e := newEnv(t, envOptions{
+		sim: sim.Options{
+			Organizations: []string{org},
+			// Games -4 and -3 are CONFIRMED when the emulator starts, -2
+			// starts with it, -1 is in the window at once, 0 and 1 enter it later.
+			Schedule: sim.Schedule{Every: 3 * time.Second, Lead: 6 * time.Second, Length: time.Second,
+				FinalAfter: 500 * time.Millisecond, WarmUp: time.Second, Past: 4},
+			Feed: sim.Feed{Rate: 50},
+		},
+		configure: func(c *config.Config) {
+			discoveryConfig([]string{org}, interval, ahead)(c)
+			c.StopAfterFinal = 300 * time.Millisecond
+		},
+	})
+	c := e.collect()
+	fm := e.firstMessages()
+	starts := gameStarts(t, e, org)
+
+	firstSeen := map[string]time.Time{}
+	gone := map[string]time.Time{}
+	watched := gameID(org, 1)
+	poll.Wait(t, 25*time.Second, "game 1 to be followed, then unfollowed", func() bool {
+		now := time.Now()
+		subs := discovered(t, e)
+		for id := range subs {
+			if _, ok := firstSeen[id]; !ok {
+				firstSeen[id] = now
+			}
+			// The poll that followed it ran before now: the game was in the window then.
+			if start, ok := starts[id]; !ok {
+				t.Errorf("followed %s, which the emulator does not list", id)
+			} else if start.After(now.Add(ahead)) {
+				t.Errorf("followed %s at %s, %s before its start: outside the window of %s",
+					id, now.Format(time.StampMilli), start.Sub(now), ahead)
+			}
+		}
+		for id := range firstSeen {
+			if _, ok := subs[id]; !ok {
+				if _, ok := gone[id]; !ok {
+					gone[id] = now
+				}
+			}
+		}
+		_, seen := firstSeen[watched]
+		_, left := gone[watched]
+		return seen && left
+	})
+	for _, n := range []int{-4, -3} {
+		if at, ok := firstSeen[gameID(org, n)]; ok {
+			t.Errorf("game %d, CONFIRMED before the bridge started, was followed at %s", n, at.Format(time.StampMilli))
+		}
+	}
+	for _, n := range []int{-2, -1, 0, 1} {
+		id := gameID(org, n)
+		if _, ok := firstSeen[id]; !ok {
+			t.Errorf("game %d was never followed", n)
+		}
+		if _, ok := gone[id]; !ok {
+			t.Errorf("game %d was not unfollowed after its final status", n)
+		}
+	}
+	// Games 0 and 1 enter the window while the bridge runs.
+	for _, n := range []int{0, 1} {
+		id := gameID(org, n)
+		start, seen := starts[id], firstSeen[id]
+		enter := start.Add(-ahead)
+		msg, ok := fm.at(id)
+		lag := "none"
+		if ok {
+			lag = msg.Sub(enter).Round(time.Millisecond).String()
+		}
+		t.Logf("game %d: enters the window at %s; followed %s after (%s before its start); first message in NATS %s after; unfollowed %s after its start",
+			n, enter.Format(time.StampMilli), seen.Sub(enter).Round(time.Millisecond), start.Sub(seen).Round(time.Millisecond),
+			lag, gone[id].Sub(start).Round(time.Millisecond))
+		if !seen.Before(start) {
+			t.Errorf("game %d followed at %s, not before its start %s", n, seen.Format(time.StampMilli), start.Format(time.StampMilli))
+		}
+		// One interval, plus a margin for the poll's own calls and the
+		// subscription listing of this test on a loaded machine.
+		if d := seen.Sub(enter); d > interval+time.Second {
+			t.Errorf("game %d followed %s after entering the window, want within one interval (%s)", n, d, interval)
+		}
+		if !ok {
+			t.Errorf("no message of game %d reached NATS", n)
+		}
+		// Not after the game left the window (final status) and the unfollow.
+		if gone[id].Before(start.Add(time.Second + 500*time.Millisecond)) {
+			t.Errorf("game %d unfollowed at %s, before its CONFIRMED status", n, gone[id].Format(time.StampMilli))
+		}
+	}
+
+	// Every message of the finished games reached NATS once.
+	ids := []string{gameID(org, -1), gameID(org, 0), gameID(org, 1)}
+	want := upTo(e, ids, nil)
+	poll.Wait(t, 10*time.Second, "every message of the finished games", func() bool { return caughtUp(c, want) })
+	c.checkProblems()
+	tl := c.tally(want)
+	t.Logf("discovered games: %d subjects, %d received, %d lost, %d duplicated", tl.subjects, tl.received, tl.lost, tl.dups)
+	if tl.subjects == 0 || tl.received == 0 {
+		t.Errorf("nothing of the finished games was received: %+v", tl)
+	}
+	if tl.lost != 0 || tl.dups != 0 {
+		t.Errorf("%d lost %v, %d duplicated", tl.lost, tl.lostBelow, tl.dups)
+	}
+	if n := testutil.ToFloat64(e.m.DiscoveredFixtures); n < 4 {
+		t.Errorf("datacore_discovered_fixtures = %v, want at least 4", n)
+	}
+}
