@@ -261,3 +261,97 @@ func TestDiscoverFollowsGamesInTheirWindow(t *testing.T) {
 		t.Errorf("datacore_discovered_fixtures = %v, want at least 4", n)
 	}
 }
+
+// TestDiscoverReadsEveryPageAndReusesToken lists two organizations whose
+// window holds several pages of games: every game is followed, and one REST
+// token serves every listing. It logs the calls per poll.
+func TestDiscoverReadsEveryPageAndReusesToken(t *testing.T) {
+	const (
+		pageSize = 2
+		ahead    = 5 * time.Second
+	)
+	orgs := []string{"o1", "o2"}
+	e := newEnv(t, envOptions{
+		sim: sim.Options{
+			Organizations: orgs,
+			RESTPageSize:  pageSize,
+			// Games -3 to -1 play, 0 to 4 start within the window from the
+			// first poll: 8 games, 4 pages per organization.
+			Schedule: sim.Schedule{Every: time.Second, Lead: time.Second, Length: time.Minute, Past: 3},
+			Feed:     sim.Feed{Rate: 2},
+		},
+		configure: discoveryConfig(orgs, time.Second, ahead),
+	})
+	ok := e.m.DiscoveryRuns.WithLabelValues("ok")
+	poll.Wait(t, 15*time.Second, "4 successful polls", func() bool { return testutil.ToFloat64(ok) >= 4 })
+	st := e.emu.Stats()
+	runs := testutil.ToFloat64(ok)
+	subs := discovered(t, e)
+	for _, org := range orgs {
+		for n := -3; n <= 4; n++ {
+			if _, ok := subs[gameID(org, n)]; !ok {
+				t.Errorf("game %d of %s, in the window, is not followed", n, org)
+			}
+		}
+	}
+	for id := range subs {
+		if strings.HasSuffix(id, ":game:-4") {
+			t.Errorf("%s followed: the emulator has no such game", id)
+		}
+	}
+	calls, tokens := st.RESTCalls[http.StatusOK], st.TokenCalls[http.StatusOK]
+	perPoll := float64(calls) / runs / float64(len(orgs))
+	t.Logf("%v successful polls of %d organizations: %d REST calls (%.1f pages per organization per poll at %d rows a page), %d token calls, %d REST tokens issued; all REST answers %v",
+		runs, len(orgs), calls, perPoll, pageSize, tokens, st.RESTTokens, st.RESTCalls)
+	// A poll in progress may have made calls that no run counts yet: the
+	// ratio is a lower bound.
+	if perPoll < 4 {
+		t.Errorf("%.1f listing calls per organization per poll, want at least 4 (8 games in pages of 2)", perPoll)
+	}
+	if tokens < 1 || tokens > 2 {
+		t.Errorf("%d token calls for %d listing calls, want 1 (or 2)", tokens, calls)
+	}
+	if len(st.TokenCalls) != 1 || len(st.RESTCalls) != 1 {
+		t.Errorf("answers other than 200: token %v, REST %v", st.TokenCalls, st.RESTCalls)
+	}
+}
+
+// TestDiscoverAdminDeleteSticks deletes a discovered fixture over the admin
+// API: the next polls, which still list it in the window, do not follow it again.
+func TestDiscoverAdminDeleteSticks(t *testing.T) {
+	const org = "o1"
+	e := newEnv(t, envOptions{
+		sim: sim.Options{
+			Organizations: []string{org},
+			Schedule:      sim.Schedule{Every: 2 * time.Second, Lead: time.Second, Length: time.Minute, Past: 1},
+			Feed:          sim.Feed{Rate: 5},
+		},
+		configure: discoveryConfig([]string{org}, time.Second, 2*time.Second),
+	})
+	id := gameID(org, 0)
+	poll.Wait(t, 10*time.Second, "game 0 to be discovered", func() bool {
+		_, ok := discovered(t, e)[id]
+		return ok
+	})
+	if code, body := e.do(http.MethodDelete, "/v1/fixtures/"+id, testAdminToken); code/100 != 2 {
+		t.Fatalf("DELETE %s = %d %s", id, code, body)
+	}
+	ok := e.m.DiscoveryRuns.WithLabelValues("ok")
+	after := testutil.ToFloat64(ok)
+	poll.Wait(t, 10*time.Second, "3 more successful polls", func() bool {
+		if _, back := discovered(t, e)[id]; back {
+			t.Fatalf("%s followed again after the admin DELETE", id)
+		}
+		return testutil.ToFloat64(ok) >= after+3
+	})
+	subs := discovered(t, e)
+	if _, back := subs[id]; back {
+		t.Fatalf("%s followed again after the admin DELETE", id)
+	}
+	// Discovery still works for the other games.
+	for _, n := range []int{-1, 1} {
+		if _, ok := subs[gameID(org, n)]; !ok {
+			t.Errorf("game %d is not followed", n)
+		}
+	}
+}
