@@ -355,3 +355,87 @@ func TestDiscoverAdminDeleteSticks(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverSurvivesRESTFaults makes the REST API answer 500, then 429
+// with Retry-After, then nothing but 401: nothing followed is unfollowed,
+// games are discovered again once the faults stop, and the refused token
+// shows in /readyz and /v1/discovery.
+func TestDiscoverSurvivesRESTFaults(t *testing.T) {
+	const org = "o1"
+	e := newEnv(t, envOptions{
+		sim: sim.Options{
+			Organizations: []string{org},
+			Schedule:      sim.Schedule{Every: 2 * time.Second, Lead: 2 * time.Second, Length: time.Minute, Past: 1},
+			Feed:          sim.Feed{Rate: 5},
+		},
+		configure: discoveryConfig([]string{org}, time.Second, 2*time.Second),
+	})
+	poll.Wait(t, 10*time.Second, "games -1 and 0 to be discovered", func() bool {
+		subs := discovered(t, e)
+		_, a := subs[gameID(org, -1)]
+		_, b := subs[gameID(org, 0)]
+		return a && b
+	})
+	before := discovered(t, e)
+	kept := func() {
+		t.Helper()
+		subs := discovered(t, e)
+		for id := range before {
+			if _, ok := subs[id]; !ok {
+				t.Fatalf("%s unfollowed during REST faults", id)
+			}
+		}
+	}
+	runs := func(outcome string) float64 { return testutil.ToFloat64(e.m.DiscoveryRuns.WithLabelValues(outcome)) }
+
+	e.emu.SetFaults(sim.Faults{REST500: 1})
+	poll.Wait(t, 10*time.Second, "2 polls failing with 500", func() bool { kept(); return runs("server_error") >= 2 })
+	e.emu.SetFaults(sim.Faults{REST429: 1, RetryAfter: time.Second})
+	poll.Wait(t, 15*time.Second, "a poll failing with 429", func() bool { kept(); return runs("rate_limited") >= 1 })
+	if code, body := e.do(http.MethodGet, "/readyz", ""); code != http.StatusOK {
+		t.Errorf("/readyz during transient REST faults = %d %s, want 200", code, body)
+	}
+	e.emu.SetFaults(sim.Faults{})
+	okBefore := runs("ok")
+	poll.Wait(t, 15*time.Second, "a new game discovered after the faults", func() bool {
+		kept()
+		for id := range discovered(t, e) {
+			if _, ok := before[id]; !ok {
+				return true
+			}
+		}
+		return false
+	})
+	if runs("ok") <= okBefore {
+		t.Errorf("no successful poll counted after the faults")
+	}
+
+	// A token that the REST API refuses whatever is tried is permanent.
+	e.emu.SetFaults(sim.Faults{REST401: 1})
+	var reason string
+	poll.Wait(t, 15*time.Second, "/readyz to report the refused listing", func() bool {
+		kept()
+		code, body := e.do(http.MethodGet, "/readyz", "")
+		reason = body
+		// New streams connecting make it 503 too, for a moment.
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "discovery:")
+	})
+	if !strings.Contains(reason, "discovery: listing organization o1") || !strings.Contains(reason, "(401)") {
+		t.Errorf("/readyz reason = %s, want the listing's 401", reason)
+	}
+	code, body := e.do(http.MethodGet, "/v1/discovery", "")
+	var st discovery.Status
+	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
+		t.Fatalf("GET /v1/discovery = %d %s (%v)", code, body, err)
+	}
+	if !strings.Contains(st.LastError, "(401)") || st.LastListingAt == nil || st.NextPollAt == nil {
+		t.Errorf("/v1/discovery = %s, want lastError with the 401, a last listing and a next poll", body)
+	}
+	if n := runs("unauthorized"); n < 1 {
+		t.Errorf("discovery_runs_total{outcome=unauthorized} = %v", n)
+	}
+	kept()
+	st2 := e.emu.Stats()
+	t.Logf("REST answers %v, token answers %v, runs ok %v server_error %v rate_limited %v unauthorized %v; /readyz: %s",
+		st2.RESTCalls, st2.TokenCalls, runs("ok"), runs("server_error"), runs("rate_limited"), runs("unauthorized"), strings.TrimSpace(reason))
+}
