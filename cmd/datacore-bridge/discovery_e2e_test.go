@@ -303,6 +303,16 @@ func TestDiscoverReadsEveryPageAndReusesToken(t *testing.T) {
 	perPoll := float64(calls) / runs / float64(len(orgs))
 	t.Logf("%v successful polls of %d organizations: %d REST calls (%.1f pages per organization per poll at %d rows a page), %d token calls, %d REST tokens issued; all REST answers %v",
 		runs, len(orgs), calls, perPoll, pageSize, tokens, st.RESTTokens, st.RESTCalls)
+	// What the same counts imply at the defaults for 2 organizations with 50
+	// fixtures a day each: the listing window (Lookback + Ahead) holds about
+	// 26 fixtures, one page at 100 rows; the token lasts an hour.
+	const perDay, rowsPerPage = 50, 100
+	window := discovery.DefaultLookback + discovery.DefaultAhead
+	rows := perDay * window.Hours() / 24
+	pages := int(rows+rowsPerPage-1) / rowsPerPage
+	polls := time.Hour / discovery.DefaultInterval
+	t.Logf("at the defaults (interval %s, window %s, %d rows a page), 2 organizations with %d fixtures a day: %.0f rows, %d page(s) a listing, %d REST calls an hour, and about 1 token call an hour (one token for both organizations, kept until shortly before its 1 h expiry; here %d for %d listing calls)",
+		discovery.DefaultInterval, window, rowsPerPage, perDay, rows, pages, int(polls)*2*pages, tokens, calls)
 	// A poll in progress may have made calls that no run counts yet: the
 	// ratio is a lower bound.
 	if perPoll < 4 {
