@@ -178,9 +178,10 @@ func TestDiscoverFollowsGamesInTheirWindow(t *testing.T) {
 		now := time.Now()
 		subs := discovered(t, e)
 		for id := range subs {
-			if _, ok := firstSeen[id]; !ok {
-				firstSeen[id] = now
+			if _, ok := firstSeen[id]; ok {
+				continue
 			}
+			firstSeen[id] = now
 			// The poll that followed it ran before now: the game was in the window then.
 			if start, ok := starts[id]; !ok {
 				t.Errorf("followed %s, which the emulator does not list", id)
