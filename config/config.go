@@ -60,7 +60,7 @@ type Config struct {
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json or text"`
 
 	Decompress     bool          `envconfig:"DECOMPRESS" default:"false" desc:"republish compressedData inflated into data"`
-	StopAfterFinal time.Duration `envconfig:"STOP_AFTER_FINAL" default:"15m" desc:"stop following a fixture this long after its status is CONFIRMED, CANCELLED or ABANDONED; 0 never"`
+	StopAfterFinal time.Duration `envconfig:"STOP_AFTER_FINAL" default:"15m" desc:"stop following a fixture this long after its status is CONFIRMED, CANCELLED, ABANDONED or POSTPONED; 0 never"`
 
 	OAuthTokenURL     string `envconfig:"OAUTH_TOKEN_URL" desc:"OAuth2 client credentials: token endpoint; a bearer token is sent on access calls"`
 	OAuthClientID     string `envconfig:"OAUTH_CLIENT_ID" desc:"OAuth2 client id"`

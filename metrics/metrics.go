@@ -144,7 +144,7 @@ func build() *Metrics {
 		InflightLimit: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_limit",
 			Help: "The bound on inflight_messages (the configured maximum in flight); at the bound the bridge stops reading MQTT."}),
 		FixturesFinished: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "fixtures_finished_total",
-			Help: "Fixtures no longer followed because their status became CONFIRMED, CANCELLED or ABANDONED."}),
+			Help: "Fixtures no longer followed because their status became CONFIRMED, CANCELLED, ABANDONED or POSTPONED."}),
 		DecompressErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decompress_errors_total",
 			Help: "compressedData payloads that could not be inflated and were published untouched."}),
 		DecompressSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decompress_skipped_total",
