@@ -219,10 +219,13 @@ func startBroker(t testing.TB, hook *brokerHook) *broker {
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(mqttws.Handler(srv, listenerID))
+	ep := mqttws.Handler(srv, listenerID)
+	hs := httptest.NewServer(ep)
 	t.Cleanup(func() {
-		_ = srv.Close()
+		// Every client off the broker before it closes (see Endpoint.Close).
+		ep.Close()
 		hs.Close()
+		_ = srv.Close()
 	})
 	return &broker{srv: srv, hook: hook, addr: hs.Listener.Addr().String()}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/gorilla/websocket"
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -107,17 +108,60 @@ func (Listener) Protocol() string { return "ws" }
 // Close closes the listener's clients.
 func (l Listener) Close(closeClients listeners.CloseFn) { closeClients(l.id) }
 
-// Handler upgrades every request to a WebSocket and hands it to b as a
-// connection of the listener called id, until the connection ends. It checks
-// nothing else: the emulator has its own handler that checks the signed URL.
-func Handler(b *mochi.Server, id string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := Upgrade(w, r)
-		if err != nil {
-			return // the upgrader answered
-		}
-		c := NewConn(ws)
-		defer c.Close()
-		_ = b.EstablishConnection(id, c)
-	})
+// Endpoint upgrades every request to a WebSocket and hands it to a broker as
+// a connection of one listener, until the connection ends. It checks nothing
+// else: the emulator has its own handler that checks the signed URL.
+type Endpoint struct {
+	b  *mochi.Server
+	id string
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[*Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// Handler returns the Endpoint that hands connections to b as connections of
+// the listener called id.
+func Handler(b *mochi.Server, id string) *Endpoint {
+	return &Endpoint{b: b, id: id, conns: make(map[*Conn]struct{})}
+}
+
+// ServeHTTP upgrades the request and runs the connection until it ends.
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := Upgrade(w, r)
+	if err != nil {
+		return // the upgrader answered
+	}
+	c := NewConn(ws)
+	defer c.Close()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.conns[c] = struct{}{}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.conns, c)
+		e.mu.Unlock()
+		e.wg.Done()
+	}()
+	_ = e.b.EstablishConnection(e.id, c)
+}
+
+// Close refuses new connections, closes those it runs and waits until the
+// broker has let go of each. Close it before the broker: closing a broker
+// while a client is still attaching or detaching can deadlock in mochi
+// (Clients.GetByListener read-locks twice), so nothing may be attaching then.
+func (e *Endpoint) Close() {
+	e.mu.Lock()
+	e.closed = true
+	for c := range e.conns {
+		_ = c.Close()
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
 }
