@@ -58,6 +58,23 @@ type Metrics struct {
 	DiscoveryRuns *prometheus.CounterVec
 	// DiscoveredFixtures is the number of fixtures discovery has followed.
 	DiscoveredFixtures prometheus.Gauge
+
+	// ClusterMembers is the number of live cluster members this process sees, itself included.
+	ClusterMembers prometheus.Gauge
+	// ClusterFollowed is the number of IDs in the cluster's followed set, by kind.
+	ClusterFollowed *prometheus.GaugeVec
+	// ClusterLeases is the number of leases this process holds (streams it owns).
+	ClusterLeases prometheus.Gauge
+	// ClusterHandovers counts streams that changed owner, by reason.
+	ClusterHandovers *prometheus.CounterVec
+	// ClusterFailover observes how long a stream was without its lost owner.
+	ClusterFailover prometheus.Histogram
+	// ClusterKVReady is 1 while this process renews its membership in KV.
+	ClusterKVReady prometheus.Gauge
+	// ClusterKVOps counts key-value operations, by operation and outcome.
+	ClusterKVOps *prometheus.CounterVec
+	// ClusterLeader is 1 while this process runs organization discovery for the cluster.
+	ClusterLeader prometheus.Gauge
 }
 
 // New returns Metrics registered on a fresh registry, together with the Go runtime
@@ -76,13 +93,14 @@ func New() *Metrics {
 // they are exported (and rate() works) before the first event.
 func (m *Metrics) initLabels() {
 	for vec, values := range map[*prometheus.CounterVec][]string{
-		m.Dropped:       {"publish_error", "too_large", "rejected", "shutdown", "unknown_topic"},
-		m.Duplicates:    {"fixture", "venue"},
-		m.AccessCalls:   {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport", "expired"},
-		m.Rotations:     {"ok", "failed"},
-		m.Reconnects:    {"lost", "expired"},
-		m.Connects:      {"ok", "handshake_refused", "handshake_failed", "connect_refused", "subscribe_refused", "error"},
-		m.DiscoveryRuns: {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport"},
+		m.Dropped:          {"publish_error", "too_large", "rejected", "shutdown", "unknown_topic"},
+		m.Duplicates:       {"fixture", "venue"},
+		m.AccessCalls:      {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport", "expired"},
+		m.Rotations:        {"ok", "failed"},
+		m.Reconnects:       {"lost", "expired"},
+		m.Connects:         {"ok", "handshake_refused", "handshake_failed", "connect_refused", "subscribe_refused", "error"},
+		m.DiscoveryRuns:    {"ok", "unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "server_error", "malformed", "transport"},
+		m.ClusterHandovers: {"rebalance", "drain", "failover", "lost"},
 	} {
 		for _, v := range values {
 			vec.WithLabelValues(v)
@@ -90,6 +108,14 @@ func (m *Metrics) initLabels() {
 	}
 	for _, state := range []string{"starting", "connecting", "connected", "reconnecting", "failed"} {
 		m.Streams.WithLabelValues(state)
+	}
+	for _, kind := range []string{"fixture", "venue"} {
+		m.ClusterFollowed.WithLabelValues(kind)
+	}
+	for _, op := range []string{"create", "update", "delete", "get"} {
+		for _, outcome := range []string{"ok", "conflict", "error"} {
+			m.ClusterKVOps.WithLabelValues(op, outcome)
+		}
 	}
 }
 
@@ -156,6 +182,27 @@ func build() *Metrics {
 			[]string{"outcome"}),
 		DiscoveredFixtures: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "discovered_fixtures",
 			Help: "Fixtures that organization discovery has started following since the bridge started."}),
+
+		ClusterMembers: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_members",
+			Help: "Cluster mode: live members this process sees, itself included (draining ones too)."}),
+		ClusterFollowed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_followed",
+			Help: "Cluster mode: IDs in the cluster's followed set, by kind (fixture, venue)."},
+			[]string{"kind"}),
+		ClusterLeases: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_leases_held",
+			Help: "Cluster mode: leases this process holds, one per fixture or venue it owns."}),
+		ClusterHandovers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cluster_handovers_total",
+			Help: "Cluster mode: streams that changed owner, by reason: rebalance and drain (counted by the process letting go, once the new owner is connected), failover (counted by the process taking over from one that vanished), lost (counted by a process that stopped its streams because it could not renew its membership)."},
+			[]string{"reason"}),
+		ClusterFailover: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "cluster_failover_seconds",
+			Help:    "Cluster mode: from a vanished owner's last lease renewal to the stream connected on the process that took it over.",
+			Buckets: []float64{0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120}}),
+		ClusterKVReady: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_kv_ready",
+			Help: "Cluster mode: 1 while this process renews its membership in JetStream KV, else 0."}),
+		ClusterKVOps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cluster_kv_operations_total",
+			Help: "Cluster mode: JetStream KV writes and reads, by operation (create, update, delete, get) and outcome (ok, conflict, error)."},
+			[]string{"op", "outcome"}),
+		ClusterLeader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_discovery_leader",
+			Help: "Cluster mode: 1 while this process is the one that lists the organizations' fixtures, else 0."}),
 	}
 }
 
@@ -165,6 +212,8 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.AccessCalls, m.Grants, m.Rotations, m.Reconnects, m.Connects, m.Streams, m.Latency,
 		m.Inflight, m.InflightLimit, m.FixturesFinished, m.DecompressErrors, m.DecompressSkipped, m.NATSConnected,
 		m.DiscoveryRuns, m.DiscoveredFixtures,
+		m.ClusterMembers, m.ClusterFollowed, m.ClusterLeases, m.ClusterHandovers, m.ClusterFailover,
+		m.ClusterKVReady, m.ClusterKVOps, m.ClusterLeader,
 	}
 }
 
