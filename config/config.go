@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -13,6 +14,10 @@ import (
 
 // Prefix is the prefix of every environment variable read by Load.
 const Prefix = "DATACORE"
+
+// ClusterShutdownTimeout is DATACORE_SHUTDOWN_TIMEOUT's default in cluster
+// mode: a stop first hands the process's streams over to other members.
+const ClusterShutdownTimeout = 30 * time.Second
 
 // Config is the bridge's configuration, one field per environment variable.
 //
@@ -72,13 +77,18 @@ type Config struct {
 
 	MaxInflight     int           `envconfig:"MAX_INFLIGHT" default:"1024" desc:"extension: messages held between MQTT and NATS before backpressure"`
 	DedupWindow     time.Duration `envconfig:"DEDUP_WINDOW" default:"2m" desc:"extension: how long a message is remembered to publish it once when two connections (rotation, resumed session) or a broker re-send (DUP flag) deliver it again; an identical payload again on the same connection is published; 0 disables"`
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"extension: how long a shutdown may take to finish in-flight messages and drain NATS"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"extension: how long a shutdown may take to finish in-flight messages and drain NATS; 30s when unset with DATACORE_CLUSTER, where it includes handing the streams over to other processes"`
 
 	Organizations    []string      `envconfig:"ORGANIZATIONS" desc:"comma-separated organization IDs whose fixtures are discovered through the REST API and followed (see Following organizations); enough on its own to start"`
 	RESTURL          string        `envconfig:"REST_URL" shown:"from DATACORE_ENV" desc:"Datacore REST API base, including /v1, for discovery"`
 	DiscoverInterval time.Duration `envconfig:"DISCOVER_INTERVAL" default:"1m" desc:"how often each organization's fixtures are listed; at least 1s (below 30s spends the API quota fast)"`
 	DiscoverAhead    time.Duration `envconfig:"DISCOVER_AHEAD" default:"30m" desc:"a discovered fixture is followed from this long before its start"`
 	DiscoverVenues   bool          `envconfig:"DISCOVER_VENUES" default:"false" desc:"also follow each discovered fixture's venue"`
+
+	Cluster  string        `envconfig:"CLUSTER" desc:"cluster mode: a name (letters, digits, - and _, at most 64) shared by every process that splits the followed set through JetStream KV (see Several replicas); unset: this process runs alone, in memory"`
+	Replicas int           `envconfig:"REPLICAS" default:"1" desc:"cluster mode: processes that follow each fixture or venue at once; above 1 only with DATACORE_JETSTREAM=true"`
+	Instance string        `envconfig:"INSTANCE" shown:"host name plus a random suffix" desc:"cluster mode: this process's name among the members (letters, digits, - and _, at most 64); unique per live process"`
+	LeaseTTL time.Duration `envconfig:"LEASE_TTL" default:"10s" desc:"cluster mode: how long a membership or lease lives without renewal; a process killed without warning is replaced within it (plus an access call and a connect); at least 1s"`
 
 	// secretFromFile is set once Validate has read CredentialSecretFile into
 	// CredentialSecret, so that a second Validate does not see both set.
@@ -91,6 +101,9 @@ func Load() (*Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		return nil, fromEnvconfig(err)
+	}
+	if _, set := os.LookupEnv(Prefix + "_SHUTDOWN_TIMEOUT"); !set && strings.TrimSpace(c.Cluster) != "" {
+		c.ShutdownTimeout = ClusterShutdownTimeout
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

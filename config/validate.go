@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/cluster"
 	"github.com/datacore-bridge/datacore-bridge/discovery"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/redact"
@@ -71,6 +72,7 @@ func (c *Config) Validate() error {
 		c.checkSubjects,
 		c.checkHTTP,
 		c.checkDiscovery,
+		c.checkCluster,
 		c.checkFollow,
 		c.checkLog,
 		c.checkOAuth,
@@ -536,8 +538,56 @@ func (c *Config) checkDiscovery() error {
 	return nil
 }
 
+// Bounds of DATACORE_LEASE_TTL: below a second, renewals (a third of it
+// apart) race the KV round trip; above five minutes, a killed process leaves
+// its games unfollowed for too long to be a mistake.
+const (
+	minLeaseTTL = time.Second
+	maxLeaseTTL = 5 * time.Minute
+)
+
+// checkCluster checks the cluster-mode variables: they are used together, or
+// not at all.
+func (c *Config) checkCluster() error {
+	c.Cluster = strings.TrimSpace(c.Cluster)
+	c.Instance = strings.TrimSpace(c.Instance)
+	if c.Cluster == "" {
+		switch {
+		case c.Replicas != 1:
+			return errorf("DATACORE_REPLICAS", "is %d but DATACORE_CLUSTER is unset: replicas share the work only in cluster mode; set DATACORE_CLUSTER or unset DATACORE_REPLICAS", c.Replicas)
+		case c.Instance != "":
+			return errorf("DATACORE_INSTANCE", "is set but DATACORE_CLUSTER is unset: it names a process only in cluster mode; set DATACORE_CLUSTER or unset DATACORE_INSTANCE")
+		}
+		return nil
+	}
+	if err := cluster.ValidateName(c.Cluster); err != nil {
+		return errorf("DATACORE_CLUSTER", "%v", err)
+	}
+	if c.Instance != "" {
+		if err := cluster.ValidateName(c.Instance); err != nil {
+			return errorf("DATACORE_INSTANCE", "%v", err)
+		}
+	}
+	switch {
+	case c.Replicas < 1:
+		return errorf("DATACORE_REPLICAS", "must be at least 1, got %q", strconv.Itoa(c.Replicas))
+	case c.Replicas > cluster.MaxReplicas:
+		return errorf("DATACORE_REPLICAS", "must be at most %d, got %q", cluster.MaxReplicas, strconv.Itoa(c.Replicas))
+	case c.Replicas > 1 && !c.JetStream:
+		return errorf("DATACORE_REPLICAS", "is %d but DATACORE_JETSTREAM is false: with core NATS every replica would publish each message again; set DATACORE_JETSTREAM=true (its duplicate window stores each message once) or DATACORE_REPLICAS=1", c.Replicas)
+	case c.LeaseTTL < minLeaseTTL || c.LeaseTTL > maxLeaseTTL:
+		return errorf("DATACORE_LEASE_TTL", "must be from %s to %s, got %q", minLeaseTTL, maxLeaseTTL, c.LeaseTTL.String())
+	}
+	return nil
+}
+
 func (c *Config) checkFollow() error {
 	if len(c.Fixtures) > 0 || len(c.Venues) > 0 || len(c.Organizations) > 0 {
+		return nil
+	}
+	if c.Cluster != "" {
+		// The followed set lives in KV: another process, or an operator
+		// with the nats CLI, may fill it.
 		return nil
 	}
 	if c.AdminToken != "" && c.HTTPAddr != "" {

@@ -70,6 +70,9 @@ type Status struct {
 	LastError     string     `json:"lastError,omitempty"`
 	// Discovered is the number of fixtures discovery started following.
 	Discovered int `json:"discovered"`
+	// Leader is, in cluster mode, the member that lists the fixtures for
+	// every member; the other fields are empty on the other members.
+	Leader string `json:"leader,omitempty"`
 }
 
 // Poller lists the organizations' fixtures every Interval and follows those

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/cluster"
 	"github.com/datacore-bridge/datacore-bridge/discovery"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/loglimit"
@@ -46,6 +47,23 @@ type Discovery interface {
 	Ready() error
 }
 
+// Cluster is what the HTTP API needs in cluster mode (*cluster.Node is one):
+// the followed set is shared, so admin calls change it rather than this
+// process's streams. Its methods must not block for long.
+type Cluster interface {
+	// Follow adds an ID to the cluster's followed set, with the errors of
+	// Supervisor.Follow, and wrapping cluster.ErrUnavailable (503) when the
+	// set cannot be reached.
+	Follow(kind access.Kind, id string) (added bool, err error)
+	// Unfollow removes an ID from the followed set; its error wraps
+	// cluster.ErrUnavailable.
+	Unfollow(kind access.Kind, id string) (removed bool, err error)
+	// Status is a snapshot for GET /v1/cluster.
+	Status() cluster.Status
+	// Ready returns nil while this process is a member, else why not.
+	Ready() error
+}
+
 // Options configures the handler returned by New.
 type Options struct {
 	// Supervisor owns the followed streams. Required.
@@ -61,6 +79,10 @@ type Options struct {
 	// Discovery reports on organization discovery. Nil: GET /v1/discovery
 	// answers 404 and discovery is not part of readiness.
 	Discovery Discovery
+	// Cluster, in cluster mode, takes the admin mutations, serves
+	// GET /v1/cluster and is part of readiness. Nil: GET /v1/cluster answers
+	// 404 and mutations go to the Supervisor.
+	Cluster Cluster
 	// Logger receives one line per mutation and per refused admin request. Nil
 	// discards.
 	Logger *slog.Logger
@@ -69,6 +91,7 @@ type Options struct {
 // handler serves the endpoints.
 type handler struct {
 	sup       Supervisor
+	cluster   Cluster
 	natsReady func() error
 	discovery Discovery
 	metrics   http.Handler
@@ -94,6 +117,7 @@ func New(opts Options) http.Handler {
 	}
 	h := &handler{
 		sup:       opts.Supervisor,
+		cluster:   opts.Cluster,
 		natsReady: opts.NATSReady,
 		discovery: opts.Discovery,
 		metrics:   opts.Metrics,
@@ -119,6 +143,7 @@ func New(opts Options) http.Handler {
 	mux.Handle("GET /metrics", h.metrics)
 	mux.HandleFunc("GET /v1/subscriptions", h.subscriptions)
 	mux.HandleFunc("GET /v1/discovery", h.discoveryStatus)
+	mux.HandleFunc("GET /v1/cluster", h.clusterStatus)
 	for _, r := range []struct {
 		kind access.Kind
 		path string
@@ -132,7 +157,7 @@ func New(opts Options) http.Handler {
 	}
 	// A pattern with a method wins over the same path without one, so these
 	// answer only the other methods, in JSON like every other error.
-	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/v1/subscriptions", "/v1/discovery"} {
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/v1/subscriptions", "/v1/discovery", "/v1/cluster"} {
 		mux.Handle(path, methodNotAllowed("GET, HEAD"))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
@@ -186,6 +211,11 @@ func (h *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 			reasons = append(reasons, err.Error())
 		}
 	}
+	if h.cluster != nil {
+		if err := h.cluster.Ready(); err != nil {
+			reasons = append(reasons, err.Error())
+		}
+	}
 	if len(reasons) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, readiness{Status: "not ready", Reason: strings.Join(reasons, "; ")})
 		return
@@ -212,6 +242,16 @@ func (h *handler) discoveryStatus(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, h.discovery.Status())
 }
 
+// clusterStatus serves GET /v1/cluster: the members and, per followed ID,
+// its assigned owners and the leases held on it.
+func (h *handler) clusterStatus(w http.ResponseWriter, _ *http.Request) {
+	if h.cluster == nil {
+		writeError(w, http.StatusNotFound, "cluster mode is off: set DATACORE_CLUSTER")
+		return
+	}
+	writeJSON(w, http.StatusOK, h.cluster.Status())
+}
+
 // followed is the body of a successful PUT.
 type followed struct {
 	ID    string      `json:"id"`
@@ -222,7 +262,11 @@ type followed struct {
 func (h *handler) follow(kind access.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		added, err := h.sup.Follow(kind, id)
+		follow := h.sup.Follow
+		if h.cluster != nil {
+			follow = h.cluster.Follow
+		}
+		added, err := follow(kind, id)
 		if err != nil {
 			status := followStatus(err)
 			if ok, suppressed := h.warns.Allow("follow refused " + strconv.Itoa(status)); ok {
@@ -248,7 +292,7 @@ func followStatus(err error) int {
 	switch {
 	case errors.Is(err, fixtures.ErrTooManyStreams):
 		return http.StatusConflict
-	case errors.Is(err, fixtures.ErrStopped):
+	case errors.Is(err, fixtures.ErrStopped), errors.Is(err, cluster.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
@@ -257,7 +301,20 @@ func followStatus(err error) int {
 func (h *handler) unfollow(kind access.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		removed := h.sup.Unfollow(kind, id)
+		var removed bool
+		if h.cluster != nil {
+			var err error
+			if removed, err = h.cluster.Unfollow(kind, id); err != nil {
+				if ok, suppressed := h.warns.Allow("unfollow failed"); ok {
+					h.logger.Warn("unfollow failed", "kind", kind, "id", loglimit.Truncate(id, maxLogged),
+						"error", loglimit.Truncate(err.Error(), 2*maxLogged), "suppressed", suppressed)
+				}
+				writeError(w, http.StatusServiceUnavailable, err.Error())
+				return
+			}
+		} else {
+			removed = h.sup.Unfollow(kind, id)
+		}
 		h.logger.Info("unfollow", "kind", kind, "id", loglimit.Truncate(id, maxLogged), "removed", removed)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
+	"github.com/datacore-bridge/datacore-bridge/cluster"
 	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/discovery"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
@@ -52,9 +53,13 @@ type Bridge struct {
 	nc  *nats.Conn
 	pub *publisher
 	sup *fixtures.Supervisor
-	// disc follows the configured organizations; nil without any.
+	// disc follows the configured organizations; nil without any, or in
+	// cluster mode, where the node runs it on the leader.
 	disc     *discovery.Poller
 	discDone chan struct{}
+	// node is this process's part of the cluster; nil without DATACORE_CLUSTER.
+	node     *cluster.Node
+	nodeDisc *leaderDiscovery
 
 	// stopLife cancels the lifetime context: the supervisor, the stream
 	// ensurer and the OAuth token requests.
@@ -115,23 +120,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options)
 	if err != nil {
 		return nil, err
 	}
-	if b.sup, err = newSupervisor(ac, cfg, log, m, b.pub, b.nc.MaxPayload, o); err != nil {
+	var hooks clusterHooks
+	if b.sup, err = newSupervisor(ac, cfg, log, m, b.pub, b.nc.MaxPayload, o, &hooks); err != nil {
 		return nil, err
-	}
-	if len(cfg.Organizations) > 0 {
-		if b.disc, err = newDiscovery(ac, b.sup, cfg, log, m); err != nil {
-			return nil, err
-		}
-	}
-	for _, id := range cfg.Fixtures {
-		if _, err := b.sup.FollowFrom(access.Fixture, id, fixtures.SourceEnv); err != nil {
-			return nil, fmt.Errorf("DATACORE_FIXTURES: %w", err)
-		}
-	}
-	for _, id := range cfg.Venues {
-		if _, err := b.sup.FollowFrom(access.Venue, id, fixtures.SourceEnv); err != nil {
-			return nil, fmt.Errorf("DATACORE_VENUES: %w", err)
-		}
 	}
 
 	var ln net.Listener
@@ -140,6 +131,32 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options)
 			return nil, fmt.Errorf("DATACORE_HTTP_ADDR: %w", err)
 		}
 		b.httpAddr = ln.Addr()
+	}
+
+	if cfg.Cluster != "" {
+		if len(cfg.Organizations) > 0 {
+			b.nodeDisc = &leaderDiscovery{orgs: cfg.Organizations}
+		}
+		if b.node, err = newNode(b.nc, ac, b.sup, cfg, log, m, addrString(b.httpAddr), b.nodeDisc); err != nil {
+			return nil, fmt.Errorf("DATACORE_CLUSTER: %w", err)
+		}
+		hooks.node = b.node
+	} else {
+		if len(cfg.Organizations) > 0 {
+			if b.disc, err = newDiscovery(ac, b.sup, cfg, log, m); err != nil {
+				return nil, err
+			}
+		}
+		for _, id := range cfg.Fixtures {
+			if _, err := b.sup.FollowFrom(access.Fixture, id, fixtures.SourceEnv); err != nil {
+				return nil, fmt.Errorf("DATACORE_FIXTURES: %w", err)
+			}
+		}
+		for _, id := range cfg.Venues {
+			if _, err := b.sup.FollowFrom(access.Venue, id, fixtures.SourceEnv); err != nil {
+				return nil, fmt.Errorf("DATACORE_VENUES: %w", err)
+			}
+		}
 	}
 
 	// Nothing below fails: start the parts, each with its owner's stop.
@@ -165,13 +182,24 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options)
 			_ = b.disc.Run(life)
 		}()
 	}
+	if b.node != nil {
+		go func() { _ = b.node.Run(life) }()
+	}
 	if ln != nil {
 		var disc httpapi.Discovery
-		if b.disc != nil {
+		switch {
+		case b.disc != nil:
 			disc = b.disc
+		case b.nodeDisc != nil:
+			disc = b.nodeDisc
+		}
+		var cl httpapi.Cluster
+		if b.node != nil {
+			cl = b.node
 		}
 		handler := httpapi.New(httpapi.Options{
 			Supervisor: b.sup,
+			Cluster:    cl,
 			Discovery:  disc,
 			NATSReady:  b.natsReady,
 			AdminToken: cfg.AdminToken,
@@ -188,8 +216,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options)
 		}()
 	}
 
-	log.Info("started", "fixtures", len(cfg.Fixtures), "venues", len(cfg.Venues), "organizations", len(cfg.Organizations),
-		"api_host", apiHost(cfg.APIURL), "jetstream", cfg.JetStream, "http", addrString(b.httpAddr))
+	args := []any{"fixtures", len(cfg.Fixtures), "venues", len(cfg.Venues), "organizations", len(cfg.Organizations),
+		"api_host", apiHost(cfg.APIURL), "jetstream", cfg.JetStream, "http", addrString(b.httpAddr)}
+	if b.node != nil {
+		args = append(args, "cluster", cfg.Cluster, "instance", b.node.Instance(), "replicas", cfg.Replicas)
+	}
+	log.Info("started", args...)
 	return b, nil
 }
 
@@ -243,8 +275,8 @@ func newAccess(life context.Context, cfg *config.Config) (*access.Client, error)
 
 // newSupervisor builds the supervisor of streams.
 func newSupervisor(ac *access.Client, cfg *config.Config, log *slog.Logger, m *metrics.Metrics,
-	pub sink.Publisher, maxPayload func() int64, o Options) (*fixtures.Supervisor, error) {
-	return fixtures.New(fixtures.Options{
+	pub sink.Publisher, maxPayload func() int64, o Options, hooks *clusterHooks) (*fixtures.Supervisor, error) {
+	fo := fixtures.Options{
 		Access:         ac,
 		Publisher:      pub,
 		Metrics:        m,
@@ -266,12 +298,27 @@ func newSupervisor(ac *access.Client, cfg *config.Config, log *slog.Logger, m *m
 		MinBackoff:     o.MinBackoff,
 		MaxBackoff:     o.MaxBackoff,
 		FailedRetry:    o.FailedRetry,
-	})
+	}
+	if cfg.Cluster != "" {
+		fo.OnStateChange = hooks.stateChanged
+		fo.Finished = hooks.finished
+	}
+	return fixtures.New(fo)
 }
+
+// clusterHooks passes the supervisor's events to the cluster node, which is
+// built after the supervisor; node is set before any stream runs.
+type clusterHooks struct{ node *cluster.Node }
+
+func (h *clusterHooks) stateChanged(kind access.Kind, id string, s fixtures.State) {
+	h.node.StateChanged(kind, id, s)
+}
+
+func (h *clusterHooks) finished(kind access.Kind, id string) { h.node.Finished(kind, id) }
 
 // newDiscovery builds the poller that follows the configured organizations'
 // fixtures through the REST API, with tokens from the access client.
-func newDiscovery(ac *access.Client, sup *fixtures.Supervisor, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*discovery.Poller, error) {
+func newDiscovery(ac *access.Client, sup discovery.Follower, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*discovery.Poller, error) {
 	rc, err := discovery.NewClient(discovery.ClientOptions{
 		BaseURL:       cfg.RESTURL,
 		Sport:         cfg.Sport,
@@ -344,7 +391,17 @@ func (b *Bridge) shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 
+	if b.node != nil {
+		b.handOver(ctx)
+	}
 	b.stopLife()
+	if b.node != nil {
+		select {
+		case <-b.node.Done():
+		case <-ctx.Done():
+			fail(errors.New("cluster membership did not end in time"))
+		}
+	}
 	if b.discDone != nil {
 		select {
 		case <-b.discDone:
@@ -386,11 +443,33 @@ func (b *Bridge) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// handOverReserve is the part of the shutdown timeout kept, after the
+// handover, for the rest of the shutdown.
+const handOverReserve = 5 * time.Second
+
+// handOver hands the process's streams over to the other members before it
+// stops them, within the shutdown timeout less what the rest of the shutdown
+// needs.
+func (b *Bridge) handOver(ctx context.Context) {
+	budget := b.cfg.ShutdownTimeout - min(handOverReserve, b.cfg.ShutdownTimeout/3)
+	hctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	start := time.Now()
+	if err := b.node.Drain(hctx); err != nil {
+		b.log.Warn("streams not all handed over: the rest stop now", "err", err)
+		return
+	}
+	b.log.Info("streams handed over to the other members", "took", time.Since(start).Round(time.Millisecond).String())
+}
+
 // Addr is the HTTP API's address, or nil when DATACORE_HTTP_ADDR is empty.
 func (b *Bridge) Addr() net.Addr { return b.httpAddr }
 
 // Metrics are the bridge's metrics.
 func (b *Bridge) Metrics() *metrics.Metrics { return b.m }
+
+// Cluster is the bridge's cluster node; nil without DATACORE_CLUSTER.
+func (b *Bridge) Cluster() *cluster.Node { return b.node }
 
 // Supervisor is the supervisor of the bridge's streams: Follow and Unfollow
 // change what it follows, Streams reports on them.
