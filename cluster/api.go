@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,11 +16,16 @@ import (
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 )
 
-// Owners returns the members that own key: the replicas members with the
-// highest rendezvous score for it, best first. Every process computes the
-// same answer from the same members, and a member joining or leaving moves
-// only the keys it wins or held.
+// Owners returns the members that would own key on their own: the replicas
+// members with the highest rendezvous score for it, best first. Assign
+// starts from this order and bounds each member's load.
 func Owners(key string, members []string, replicas int) []string {
+	ranked := rank(key, members)
+	return ranked[:min(replicas, len(ranked))]
+}
+
+// rank orders members by their rendezvous score for key, best first.
+func rank(key string, members []string) []string {
 	type scored struct {
 		inst  string
 		score uint64
@@ -34,11 +40,100 @@ func Owners(key string, members []string, replicas int) []string {
 		}
 		return list[i].inst < list[j].inst
 	})
-	out := make([]string, 0, min(replicas, len(list)))
-	for i := 0; i < len(list) && i < replicas; i++ {
-		out = append(out, list[i].inst)
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = s.inst
 	}
 	return out
+}
+
+// Assign gives each key its owners among members: replicas of them (all
+// when there are fewer). Owners are chosen one replica at a time over every
+// key (in key order): each key gets its best-ranked member (see Owners) that
+// does not own it yet and is below its share of the replicas given so far,
+// the share differing by at most one between members. So loads are even
+// (none idle while another has more than one above it), and a member joining
+// or leaving moves little more than its own share. Every process computes
+// the same answer from the same keys and members.
+func Assign(keys []string, members []string, replicas int) map[string][]string {
+	out := make(map[string][]string, len(keys))
+	if len(members) == 0 {
+		return out
+	}
+	replicas = min(replicas, len(members))
+	sorted := slices.Clone(keys)
+	slices.Sort(sorted)
+	ranked := make(map[string][]string, len(sorted))
+	for _, key := range sorted {
+		ranked[key] = rank(key, members)
+	}
+	load := make(map[string]int, len(members))
+	for r := 1; r <= replicas; r++ {
+		total := len(sorted) * r
+		floor, extra := total/len(members), total%len(members)
+		atCeil := 0
+		for _, m := range members {
+			if load[m] > floor {
+				atCeil++
+			}
+		}
+		for _, key := range sorted {
+			owners := out[key]
+			pick := ""
+			for _, m := range ranked[key] {
+				if slices.Contains(owners, m) {
+					continue
+				}
+				if load[m] < floor || (load[m] == floor && atCeil < extra) {
+					pick = m
+					break
+				}
+			}
+			if pick == "" { // the room left is on members that own it already
+				for _, m := range ranked[key] {
+					if !slices.Contains(owners, m) && (pick == "" || load[m] < load[pick]) {
+						pick = m
+					}
+				}
+			}
+			if load[pick] == floor {
+				atCeil++
+			}
+			load[pick]++
+			out[key] = append(owners, pick)
+		}
+	}
+	even(sorted, members, out, load)
+	return out
+}
+
+// even moves owners from the most loaded member to the least loaded until
+// they are at most one apart: with several replicas, the last keys of a pass
+// may have room only on members that own them already. A member with more
+// keys than another always owns one that the other does not.
+func even(keys, members []string, out map[string][]string, load map[string]int) {
+	byLoad := slices.Clone(members)
+	for {
+		slices.SortFunc(byLoad, func(a, b string) int {
+			if load[a] != load[b] {
+				return load[a] - load[b]
+			}
+			return strings.Compare(a, b)
+		})
+		lo, hi := byLoad[0], byLoad[len(byLoad)-1]
+		if load[hi]-load[lo] <= 1 {
+			return
+		}
+		for _, key := range keys {
+			owners := out[key]
+			if i := slices.Index(owners, hi); i >= 0 && !slices.Contains(owners, lo) {
+				owners[i] = lo
+				load[hi]--
+				load[lo]++
+				break
+			}
+		}
+	}
 }
 
 // score hashes a member and a key (FNV-1a, then a 64-bit finalizer to spread
@@ -291,9 +386,14 @@ func (n *Node) Status() Status {
 		}
 	}
 	slices.Sort(active)
+	keys := make([]string, 0, len(n.followed))
+	for key := range n.followed {
+		keys = append(keys, key)
+	}
+	assigned := Assign(keys, active, n.o.Replicas)
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].Instance < st.Members[j].Instance })
 	for key, f := range n.followed {
-		fs := FollowedStatus{Kind: f.id.Kind, ID: f.id.ID, Source: f.source, Assigned: Owners(key, active, n.o.Replicas), Owners: []OwnerStatus{}}
+		fs := FollowedStatus{Kind: f.id.Kind, ID: f.id.ID, Source: f.source, Assigned: assigned[key], Owners: []OwnerStatus{}}
 		for inst, o := range n.owners[key] {
 			fs.Owners = append(fs.Owners, OwnerStatus{Instance: inst, State: o.State, Since: o.Since, RenewedAt: o.renewed})
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -27,13 +28,17 @@ func assignedTo(t *testing.T, list []ID, replicas int, live []*testMember, timeo
 	for i, m := range live {
 		names[i] = m.name
 	}
-	slices.Sort(names)
+	keys := make([]string, len(list))
+	for i, id := range list {
+		keys[i] = id.key()
+	}
+	assigned := Assign(keys, names, replicas)
 	var why string
 	ok := poll.Until(context.Background(), timeout, "assignment", func() bool {
 		for _, m := range live {
 			running := m.local.running()
 			for _, id := range list {
-				want := slices.Contains(Owners(id.key(), names, replicas), m.name)
+				want := slices.Contains(assigned[id.key()], m.name)
 				if running[id] != want {
 					why = fmt.Sprintf("%s on %s: running %v, assigned %v", id.ID, m.name, running[id], want)
 					return false
@@ -98,9 +103,8 @@ func TestSpreadAndFailover(t *testing.T) {
 	d := c.start("d", 1, nil)
 	assignedTo(t, list, 1, []*testMember{a, b, d}, 20*time.Second)
 
-	fair := len(list) / 3
 	for _, m := range []*testMember{a, b, d} {
-		if n := len(m.local.running()); n < fair/2 || n > fair*3/2 {
+		if n := len(m.local.running()); n != len(list)/3 {
 			t.Errorf("%s runs %d of %d streams: not an even spread over 3 members", m.name, n, len(list))
 		}
 	}
@@ -381,30 +385,95 @@ func TestOneLeaderAtATime(t *testing.T) {
 	}
 }
 
-func TestOwnersMovesOnlyWhatTheNewMemberWins(t *testing.T) {
-	three := []string{"a", "b", "c"}
-	four := []string{"a", "b", "c", "d"}
-	moved, total := 0, 3000
-	for i := range total {
-		key := FollowedKey(access.Fixture, fmt.Sprintf("id-%d", i))
-		before, after := Owners(key, three, 1), Owners(key, four, 1)
-		if !slices.Equal(Owners(key, three, 1), before) {
-			t.Fatal("Owners is not deterministic")
-		}
-		if before[0] != after[0] {
+func TestAssignSpreadsEvenly(t *testing.T) {
+	for _, tc := range []struct {
+		keys, members, replicas int
+	}{
+		{6, 3, 1}, {7, 3, 1}, {2, 3, 1}, {60, 3, 1}, {1000, 3, 1}, {1000, 7, 1},
+		{24, 3, 2}, {25, 3, 2}, {1000, 5, 2}, {5, 2, 3},
+	} {
+		t.Run(fmt.Sprintf("%d keys %d members %d replicas", tc.keys, tc.members, tc.replicas), func(t *testing.T) {
+			keys, members := testKeys(tc.keys), testMembers(tc.members)
+			got := Assign(keys, members, tc.replicas)
+			if !reflect.DeepEqual(got, Assign(slices.Clone(keys), members, tc.replicas)) {
+				t.Fatal("Assign is not deterministic")
+			}
+			load := map[string]int{}
+			for _, key := range keys {
+				owners := got[key]
+				if want := min(tc.replicas, tc.members); len(owners) != want || len(slices.Compact(slices.Sorted(slices.Values(owners)))) != want {
+					t.Fatalf("%s: owners %v, want %d distinct", key, owners, want)
+				}
+				for _, m := range owners {
+					load[m]++
+				}
+			}
+			lo, hi := tc.keys, 0
+			for _, m := range members {
+				lo, hi = min(lo, load[m]), max(hi, load[m])
+			}
+			if hi-lo > 1 {
+				t.Errorf("loads %v: from %d to %d, want at most one apart", load, lo, hi)
+			}
+		})
+	}
+}
+
+func TestAssignMovesLittleWhenAMemberJoins(t *testing.T) {
+	keys := testKeys(1000)
+	before := Assign(keys, testMembers(3), 1)
+	after := Assign(keys, testMembers(4), 1)
+	moved := 0
+	for _, key := range keys {
+		if before[key][0] != after[key][0] {
 			moved++
-			if after[0] != "d" {
-				t.Fatalf("%s moved from %s to %s, not to the new member", key, before[0], after[0])
+		}
+	}
+	// A quarter must move to the new member; bounded loads move some more.
+	t.Logf("%d of %d keys moved when a fourth member joined", moved, len(keys))
+	if moved < len(keys)/4 || moved > len(keys)*2/5 {
+		t.Errorf("%d of %d keys moved to a fourth member, want a quarter and not much more", moved, len(keys))
+	}
+	// A key added or removed moves few others.
+	for _, tc := range []struct {
+		name string
+		keys []string
+	}{{"one key added", append(slices.Clone(keys), "fixture.new")}, {"one key removed", keys[1:]}} {
+		next := Assign(tc.keys, testMembers(3), 1)
+		moved := 0
+		for _, key := range keys[1:] {
+			if before[key][0] != next[key][0] {
+				moved++
 			}
 		}
+		t.Logf("%s: %d of %d keys moved", tc.name, moved, len(keys))
+		if moved > 10 {
+			t.Errorf("%s: %d keys moved, want a few", tc.name, moved)
+		}
 	}
-	// About a quarter moves to the new member.
-	if moved < total/5 || moved > total*3/10 {
-		t.Errorf("%d of %d keys moved to a fourth member, want about a quarter", moved, total)
+	// Rendezvous alone: the keys that move go to the new member.
+	for _, key := range keys {
+		b, a := Owners(key, testMembers(3), 1)[0], Owners(key, testMembers(4), 1)[0]
+		if a != b && a != "m3" {
+			t.Fatalf("%s moved from %s to %s, not to the new member", key, b, a)
+		}
 	}
-	if got := Owners("k", three, 5); len(got) != 3 {
-		t.Errorf("Owners with more replicas than members = %v", got)
+}
+
+func testKeys(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = FollowedKey(access.Fixture, fmt.Sprintf("3f1c2b7e-%04d-4e5b-9c0d-1a2b3c4d5e6f", i))
 	}
+	return out
+}
+
+func testMembers(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("m%d", i)
+	}
+	return out
 }
 
 func TestIDToken(t *testing.T) {

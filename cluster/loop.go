@@ -373,9 +373,13 @@ func (n *Node) plan(now time.Time, states map[string]fixtures.State) (takes []ta
 	if !n.draining {
 		active = append(active, n.o.Instance) // itself, even before the watcher shows it
 	}
-	slices.Sort(active)
+	keys := make([]string, 0, len(n.followed))
+	for key := range n.followed {
+		keys = append(keys, key)
+	}
+	assigned := Assign(keys, active, n.o.Replicas)
 	for key, f := range n.followed {
-		want := Owners(key, active, n.o.Replicas)
+		want := assigned[key]
 		mine := slices.Contains(want, n.o.Instance)
 		h := n.held[key]
 		switch {
