@@ -129,7 +129,7 @@ func (n *Node) renew(ctx context.Context, ls *loopState) bool {
 		}
 		n.mu.Unlock()
 		n.m.ClusterKVReady.Set(1)
-		n.log.Info("joined the cluster", "cluster", n.o.Cluster, "instance", n.o.Instance, "replicas", n.o.Replicas, "lease_ttl", n.ttlNow().String())
+		n.log.Info("joined the cluster", "replicas", n.o.Replicas, "lease_ttl", n.ttlNow().String())
 	} else {
 		rev, err := kv.Update(octx, memberKey(n.o.Instance), n.memberValue(), ls.memberRev)
 		n.count("update", err)
@@ -153,7 +153,7 @@ func (n *Node) renew(ctx context.Context, ls *loopState) bool {
 		n.mu.Unlock()
 		n.m.ClusterKVReady.Set(1)
 		if wasFenced {
-			n.log.Info("cluster KV reachable again: taking streams again", "instance", n.o.Instance)
+			n.log.Info("cluster KV reachable again: taking streams again")
 		}
 	}
 	n.renewLeases(ctx)
@@ -566,7 +566,7 @@ func (n *Node) lead(ctx context.Context, ls *loopState) {
 		n.leading = true
 		n.mu.Unlock()
 		n.m.ClusterLeader.Set(1)
-		n.log.Info("this process now lists the organizations' fixtures for the cluster", "instance", n.o.Instance)
+		n.log.Info("this process now lists the organizations' fixtures for the cluster")
 		done := ls.leaderDone
 		go func() {
 			defer close(done)
@@ -611,7 +611,7 @@ func (n *Node) stopLeading(ls *loopState, release bool) {
 		cancel()
 		n.count("delete", err)
 	}
-	n.log.Info("this process no longer lists the organizations' fixtures", "instance", n.o.Instance)
+	n.log.Info("this process no longer lists the organizations' fixtures")
 }
 
 // leave lets go of everything when Run ends: the streams (the supervisor is
@@ -644,7 +644,7 @@ func (n *Node) leave() {
 	}
 	err := kv.Delete(ctx, memberKey(n.o.Instance))
 	n.count("delete", err)
-	n.log.Info("left the cluster", "instance", n.o.Instance, "streams_let_go", len(list))
+	n.log.Info("left the cluster", "streams_let_go", len(list))
 }
 
 // setGauges sets the member and lease gauges.

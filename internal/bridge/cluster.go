@@ -47,7 +47,7 @@ func newNode(nc *nats.Conn, ac *access.Client, sup *fixtures.Supervisor, cfg *co
 		StopAfterFinal: cfg.StopAfterFinal,
 		HTTPAddr:       httpAddr,
 		Metrics:        m,
-		Logger:         log.With("component", "cluster", "instance", instance),
+		Logger:         log.With("component", "cluster"),
 	}
 	var node *cluster.Node
 	if disc != nil {
