@@ -206,7 +206,7 @@ func New(o Options) (*Node, error) {
 	}
 	return &Node{
 		o:        o,
-		log:      o.Logger,
+		log:      o.Logger.With("cluster", o.Cluster, "instance", o.Instance),
 		m:        o.Metrics,
 		warn:     loglimit.New(time.Minute),
 		kick:     make(chan struct{}, 1),
