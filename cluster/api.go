@@ -219,7 +219,7 @@ func (n *Node) Follow(kind access.Kind, id string) (bool, error) {
 	count := len(n.followed)
 	n.mu.Unlock()
 	if !have && count >= n.o.MaxFollowed {
-		return false, fmt.Errorf("%w: the cluster's followed set holds %d IDs, the most DATACORE_MAX_STREAMS allows; unfollow one first", fixtures.ErrTooManyStreams, count)
+		return false, fmt.Errorf("%w: the cluster's followed set holds %d IDs, the most its limit allows; unfollow one first", fixtures.ErrTooManyStreams, count)
 	}
 	kv := n.kvFollowed()
 	if kv == nil {

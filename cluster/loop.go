@@ -116,7 +116,7 @@ func (n *Node) renew(ctx context.Context, ls *loopState) bool {
 		n.count("create", err)
 		if err != nil {
 			if errors.Is(err, jetstream.ErrKeyExists) {
-				err = fmt.Errorf("member key %s exists: another live process runs with DATACORE_INSTANCE=%s, or this one restarted within the lease TTL; waiting for it to expire", memberKey(n.o.Instance), n.o.Instance)
+				err = fmt.Errorf("member key %s exists: another live process has the instance name %s, or this one restarted within the lease TTL; waiting for it to expire", memberKey(n.o.Instance), n.o.Instance)
 			}
 			n.kvFailed("join", err)
 			return false

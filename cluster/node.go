@@ -333,7 +333,7 @@ func (n *Node) setup(ctx context.Context) error {
 		return fmt.Errorf("leases bucket %s has no TTL: delete it (it holds only leases) and restart", want.Bucket)
 	}
 	if ttl != n.o.LeaseTTL {
-		n.log.Warn("the leases bucket has another TTL than DATACORE_LEASE_TTL: using the bucket's, which every member shares; to change it, stop every member and delete the bucket (it holds only leases)",
+		n.log.Warn("the leases bucket has another TTL than the configured lease TTL: using the bucket's, which every member shares; to change it, stop every member and delete the bucket (it holds only leases)",
 			"bucket", want.Bucket, "bucket_ttl", ttl.String(), "lease_ttl", n.o.LeaseTTL.String())
 	}
 	n.mu.Lock()
@@ -524,7 +524,7 @@ func (n *Node) applyLease(e jetstream.KeyValueEntry, _ bool) {
 		}
 		if m.Replicas != 0 && m.Replicas != n.o.Replicas {
 			if ok, _ := n.warn.Allow("replicas " + inst); ok {
-				n.log.Warn("a member runs with another DATACORE_REPLICAS: streams will move back and forth; give every member the same value",
+				n.log.Warn("a member runs with another replica count: streams will move back and forth; give every member the same value",
 					"member", inst, "its_replicas", m.Replicas, "replicas", n.o.Replicas)
 			}
 		}

@@ -246,7 +246,7 @@ func (h *handler) discoveryStatus(w http.ResponseWriter, _ *http.Request) {
 // its assigned owners and the leases held on it.
 func (h *handler) clusterStatus(w http.ResponseWriter, _ *http.Request) {
 	if h.cluster == nil {
-		writeError(w, http.StatusNotFound, "cluster mode is off: set DATACORE_CLUSTER")
+		writeError(w, http.StatusNotFound, "cluster mode is off")
 		return
 	}
 	writeJSON(w, http.StatusOK, h.cluster.Status())
