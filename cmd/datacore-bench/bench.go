@@ -49,47 +49,71 @@ type benchOpts struct {
 	rotTTL    time.Duration
 
 	microDur time.Duration
+
+	clusterMembers  int
+	clusterFixtures int
+	clusterRate     float64
+	clusterTTL      time.Duration
+	kvCases         []kvCase
+	kvWindow        time.Duration
 }
 
+// kvCase is one steady cluster whose KV cost is measured.
+type kvCase struct{ members, ids, replicas int }
+
 // benchSections are the report's sections, in order.
-var benchSections = []string{"throughput", "latency", "scale", "rotation", "micro"}
+var benchSections = []string{"throughput", "latency", "scale", "rotation", "micro", "cluster"}
 
 func fullBenchOpts() benchOpts {
 	return benchOpts{
-		runs:           3,
-		warm:           time.Second,
-		tputDur:        3 * time.Second,
-		latRates:       []float64{1000, 10000},
-		latDur:         4 * time.Second,
-		pahoLatency:    true,
-		scaleStreams:   []int{1000, 2000},
-		scaleBaseline:  2 * time.Second,
-		scaleConnect:   60 * time.Second,
-		scaleWindow:    8 * time.Second,
-		rotations:      20,
-		rotRate:        1000,
-		rotTTL:         2 * time.Second,
-		microDur:       500 * time.Millisecond,
-		scaleInProcess: false,
+		runs:            3,
+		warm:            time.Second,
+		tputDur:         3 * time.Second,
+		latRates:        []float64{1000, 10000},
+		latDur:          4 * time.Second,
+		pahoLatency:     true,
+		scaleStreams:    []int{1000, 2000},
+		scaleBaseline:   2 * time.Second,
+		scaleConnect:    60 * time.Second,
+		scaleWindow:     8 * time.Second,
+		rotations:       20,
+		rotRate:         1000,
+		rotTTL:          2 * time.Second,
+		microDur:        500 * time.Millisecond,
+		scaleInProcess:  false,
+		clusterMembers:  3,
+		clusterFixtures: 6,
+		clusterRate:     50,
+		clusterTTL:      10 * time.Second,
+		kvCases: []kvCase{
+			{1, 1000, 1}, {3, 1000, 1}, {5, 1000, 1}, {3, 100, 1}, {3, 5000, 1}, {3, 1000, 2},
+		},
+		kvWindow: 10 * time.Second,
 	}
 }
 
 func quickBenchOpts() benchOpts {
 	return benchOpts{
-		runs:           1,
-		warm:           200 * time.Millisecond,
-		tputDur:        400 * time.Millisecond,
-		latRates:       []float64{1000},
-		latDur:         time.Second,
-		scaleStreams:   []int{20},
-		scaleInProcess: true,
-		scaleBaseline:  300 * time.Millisecond,
-		scaleConnect:   15 * time.Second,
-		scaleWindow:    1500 * time.Millisecond,
-		rotations:      3,
-		rotRate:        1000, // as the full run: at 200 msg/s a rotation that loses a few ms of messages goes unseen
-		rotTTL:         2 * time.Second,
-		microDur:       50 * time.Millisecond,
+		runs:            1,
+		warm:            200 * time.Millisecond,
+		tputDur:         400 * time.Millisecond,
+		latRates:        []float64{1000},
+		latDur:          time.Second,
+		scaleStreams:    []int{20},
+		scaleInProcess:  true,
+		scaleBaseline:   300 * time.Millisecond,
+		scaleConnect:    15 * time.Second,
+		scaleWindow:     1500 * time.Millisecond,
+		rotations:       3,
+		rotRate:         1000, // as the full run: at 200 msg/s a rotation that loses a few ms of messages goes unseen
+		rotTTL:          2 * time.Second,
+		microDur:        50 * time.Millisecond,
+		clusterMembers:  3,
+		clusterFixtures: 3,
+		clusterRate:     20,
+		clusterTTL:      2 * time.Second,
+		kvCases:         []kvCase{{2, 100, 1}},
+		kvWindow:        2 * time.Second,
 	}
 }
 
@@ -208,6 +232,8 @@ type benchReport struct {
 	Scale      []scalePoint `json:"scale,omitempty"`
 	Rotation   *rotPoint    `json:"rotation,omitempty"`
 	Micro      []microPoint `json:"micro,omitempty"`
+	Failover   []failPoint  `json:"failover,omitempty"`
+	KV         []kvPoint    `json:"kv,omitempty"`
 }
 
 type machine struct {
@@ -264,6 +290,8 @@ func runBench(ctx context.Context, o benchOpts, log *slog.Logger, progress io.Wr
 		scale [][]scalePoint
 		rot   []rotPoint
 		micro [][]microPoint
+		fail  [][]failPoint
+		kv    [][]kvPoint
 	)
 	step := func(name string, r int) func() {
 		t := time.Now()
@@ -312,6 +340,26 @@ func runBench(ctx context.Context, o benchOpts, log *slog.Logger, progress io.Wr
 			rot = append(rot, p)
 			done()
 		}
+		if o.sections["cluster"] {
+			done := step("cluster failover", r)
+			p, err := runClusterFailover(ctx, o, r, log)
+			if err != nil {
+				return nil, fmt.Errorf("cluster failover: %w", err)
+			}
+			fail = append(fail, p)
+			done()
+			done = step("cluster kv", r)
+			var row []kvPoint
+			for _, c := range o.kvCases {
+				p, err := benchKV(ctx, c.members, c.ids, c.replicas, o.clusterTTL, o.kvWindow)
+				if err != nil {
+					return nil, fmt.Errorf("cluster kv: %w", err)
+				}
+				row = append(row, p)
+			}
+			kv = append(kv, row)
+			done()
+		}
 		if o.sections["micro"] {
 			done := step("micro", r)
 			p, err := runMicro(ctx, o)
@@ -336,6 +384,18 @@ func runBench(ctx context.Context, o benchOpts, log *slog.Logger, progress io.Wr
 		rep.Rotation = &m
 	}
 	rep.Micro = medianRows(micro)
+	rep.KV = medianRows(kv)
+	rep.Failover = medianRows(fail)
+	// The worst takeover and loss are the worst run's, not the median.
+	for i := range rep.Failover {
+		for _, run := range fail {
+			if i < len(run) {
+				rep.Failover[i].TakeMax = max(rep.Failover[i].TakeMax, run[i].TakeMax)
+				rep.Failover[i].LostMax = max(rep.Failover[i].LostMax, run[i].LostMax)
+				rep.Failover[i].Dup = max(rep.Failover[i].Dup, run[i].Dup)
+			}
+		}
+	}
 	return rep, nil
 }
 
@@ -489,6 +549,26 @@ func (r *benchReport) print(w io.Writer) {
 			fmt.Fprintf(w, "%-48s %10.0f %8.0f %10.1f\n", p.Name, p.NsPerOp, p.BytesPerOp, p.AllocsPerOp)
 		}
 		fmt.Fprintln(w, "(more, including dedup and the whole handle path: go test -run '^$' -bench . -benchmem ./fixtures/ ./sink/ ./mqttclient/)")
+	}
+	if len(r.Failover) > 0 {
+		p := r.Failover[0]
+		fmt.Fprintf(w, "\n## Cluster failover: %.0f bridge processes, %.0f fixtures at %.0f msg/s each, lease TTL %.0f s, one member killed (SIGKILL)\n",
+			p.Members, p.Fixtures, p.Rate, p.LeaseTTL)
+		fmt.Fprintf(w, "%-22s %7s %12s %14s %14s %12s %11s %11s\n", "mode", "moved", "takeover s", "worst s", "metric s", "lost/fail", "lost worst", "duplicated")
+		for _, p := range r.Failover {
+			fmt.Fprintf(w, "%-22s %7.0f %12.2f %14.2f %14.2f %12.0f %11.0f %11.0f\n", p.Mode, p.Moved, p.Takeover, p.TakeMax, p.MetricP50, p.Lost, p.LostMax, p.Duplicated())
+		}
+		fmt.Fprintln(w, "(takeover: SIGKILL to every moved stream connected on a survivor, median over the moved streams; metric: cluster_failover_seconds,")
+		fmt.Fprintln(w, " from the lost owner's last renewal; lost: seqs of the moved fixtures never stored (JetStream: in the stream) or received (core);")
+		fmt.Fprintln(w, " duplicated: seqs stored or received twice, all fixtures; worst: over the runs)")
+	}
+	if len(r.KV) > 0 {
+		fmt.Fprintf(w, "\n## Cluster KV cost, steady state (streams connect at once), lease TTL %.0f s\n", r.KV[0].LeaseTTL)
+		fmt.Fprintf(w, "%-8s %7s %9s %12s %16s %16s %17s\n", "members", "IDs", "replicas", "KV ops/s", "ops/s per 1000", "server in msg/s", "server out msg/s")
+		for _, p := range r.KV {
+			fmt.Fprintf(w, "%-8.0f %7.0f %9.0f %12.1f %16.1f %16.1f %17.1f\n", p.Members, p.IDs, p.Replicas, p.OpsPerSec, p.OpsPer1000, p.ServerInMsg, p.ServerOut)
+		}
+		fmt.Fprintln(w, "(KV ops: creates, updates, deletes and gets by every member; server out: what the NATS server delivered, watchers included)")
 	}
 }
 

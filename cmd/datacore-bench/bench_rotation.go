@@ -110,6 +110,32 @@ func (w *seqWatch) tally(want map[string]uint64) (msgs, lost, dup int, gap time.
 	return msgs, lost, dup, w.maxGap
 }
 
+// tallyPrefix is tally over the subjects that start with prefix.
+func (w *seqWatch) tallyPrefix(prefix string, want map[string]uint64) (msgs, lost, dup int, gap time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for subj, s := range w.seen {
+		if !strings.HasPrefix(subj, prefix) {
+			continue
+		}
+		kind := subj[strings.LastIndexByte(subj, '.')+1:]
+		end, ok := want[kind]
+		if !ok {
+			continue
+		}
+		for seq := w.first[subj]; seq <= end; seq++ {
+			n := s[seq]
+			msgs += n
+			if n == 0 {
+				lost++
+			} else {
+				dup += n - 1
+			}
+		}
+	}
+	return msgs, lost, dup, w.maxGap
+}
+
 // runRotation follows one fixture fed at o.rotRate with grants valid for
 // o.rotTTL, until the bridge has rotated o.rotations times, and checks that
 // every message reached NATS once.

@@ -4,10 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
+
+// TestMain lets the test binary be a cluster benchmark's bridge process, as
+// the bench binary is (see childRoleEnv).
+func TestMain(m *testing.M) {
+	if os.Getenv(childRoleEnv) == "bridge" {
+		os.Exit(childMain())
+	}
+	os.Exit(m.Run())
+}
 
 // TestBenchQuick runs `bench -quick -json` end to end and checks that every
 // section is there with sane numbers. It asserts no speed.
@@ -18,7 +28,7 @@ func TestBenchQuick(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	if code := benchCommand(ctx, []string{"-quick", "-json"}, &stdout, &stderr); code != 0 {
+	if code := benchCommand(ctx, []string{"-quick", "-json", "-only", "throughput,latency,scale,rotation,micro"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("bench -quick exited %d; stderr:\n%s", code, stderr.String())
 	}
 	var rep benchReport
@@ -104,6 +114,50 @@ func TestBenchQuick(t *testing.T) {
 	var text bytes.Buffer
 	rep.print(&text)
 	for _, h := range []string{"## Throughput", "bridge vs ceilings", "## Added latency", "## Scale", "## Rotation", "## Per-message path"} {
+		if !strings.Contains(text.String(), h) {
+			t.Errorf("text report lacks %q", h)
+		}
+	}
+}
+
+// TestBenchCluster runs `bench -quick -only cluster`: three bridge processes
+// with one killed per mode, and the KV cost of a steady cluster. It checks
+// what the README promises of two replicas (a kill loses nothing) and that
+// every figure is there; it asserts no speed.
+func TestBenchCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three bridge processes per mode for several seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := benchCommand(ctx, []string{"-quick", "-json", "-only", "cluster"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("bench -quick -only cluster exited %d; stderr:\n%s", code, stderr.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Failover) != len(clusterModes) {
+		t.Fatalf("failover rows = %d, want %d", len(rep.Failover), len(clusterModes))
+	}
+	for _, p := range rep.Failover {
+		if p.Moved < 1 || p.Takeover <= 0 || p.TakeMax < p.Takeover {
+			t.Errorf("%s: moved %.0f, takeover %.2f s, worst %.2f s: want a takeover measured", p.Mode, p.Moved, p.Takeover, p.TakeMax)
+		}
+		if p.Dup != 0 {
+			t.Errorf("%s: %.0f seqs duplicated, want 0", p.Mode, p.Dup)
+		}
+		if strings.HasSuffix(p.Mode, "replicas=2") && p.Lost != 0 {
+			t.Errorf("%s: %.0f seqs lost when a member was killed, want 0", p.Mode, p.Lost)
+		}
+	}
+	if len(rep.KV) != 1 || rep.KV[0].OpsPerSec <= 0 || rep.KV[0].ServerOut <= 0 {
+		t.Errorf("kv rows %+v: want the KV operations measured", rep.KV)
+	}
+	var text bytes.Buffer
+	rep.print(&text)
+	for _, h := range []string{"## Cluster failover", "## Cluster KV cost"} {
 		if !strings.Contains(text.String(), h) {
 			t.Errorf("text report lacks %q", h)
 		}
