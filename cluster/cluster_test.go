@@ -507,3 +507,42 @@ func TestValidateName(t *testing.T) {
 		t.Error("DefaultInstance gives the same name twice")
 	}
 }
+
+// TestRenewalWhoseAnswerWasLost: a renewal that NATS applied but whose answer
+// never came (NATS went away meanwhile) leaves the member key one revision
+// ahead. The member must see its own value there and go on, not take it for
+// another process and stop its streams until the key expires.
+func TestRenewalWhoseAnswerWasLost(t *testing.T) {
+	c := newTestCluster(t, testTTL)
+	list := ids(access.Fixture, 4)
+	a := c.start("a", 1, func(o *Options) { o.Seed = seeds(list) })
+	assignedTo(t, list, 1, []*testMember{a}, 10*time.Second)
+
+	js := c.srv.JetStream(t)
+	kv, err := js.KeyValue(context.Background(), LeasesBucket("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), memberKey("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Update(context.Background(), memberKey("a"), e.Value(), e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	// Two renewal periods later a has renewed past the lost answer.
+	renewed := e.Revision()
+	poll.Wait(t, testTTL, "a to renew again", func() bool {
+		e, err := kv.Get(context.Background(), memberKey("a"))
+		return err == nil && e.Revision() > renewed+1
+	})
+	if n := len(a.local.running()); n != len(list) {
+		t.Errorf("a runs %d of %d streams after a lost renewal answer", n, len(list))
+	}
+	if got := testutil.ToFloat64(a.m.ClusterHandovers.WithLabelValues("lost")); got != 0 {
+		t.Errorf("handovers_total{reason=lost} = %v, want 0", got)
+	}
+	if err := a.node.Ready(); err != nil {
+		t.Errorf("Ready = %v", err)
+	}
+}

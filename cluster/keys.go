@@ -142,3 +142,10 @@ func DefaultInstance() string {
 	_, _ = rand.Read(b[:])
 	return host + "-" + hex.EncodeToString(b[:])
 }
+
+// randomToken is 12 random hex digits.
+func randomToken() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

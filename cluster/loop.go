@@ -93,13 +93,26 @@ func (n *Node) memberValue() []byte {
 	n.mu.Lock()
 	draining := n.draining
 	n.mu.Unlock()
-	b, _ := json.Marshal(member{Instance: n.o.Instance, StartedAt: n.startedAt(), HTTP: n.o.HTTPAddr, Replicas: n.o.Replicas, Draining: draining})
+	b, _ := json.Marshal(member{Instance: n.o.Instance, StartedAt: n.startedAt, HTTP: n.o.HTTPAddr, Replicas: n.o.Replicas,
+		Draining: draining, Incarnation: n.incarnation})
 	return b
 }
 
-var processStart = time.Now()
-
-func (n *Node) startedAt() time.Time { return processStart.UTC().Truncate(time.Millisecond) }
+// ownMember returns the revision of the member key when it holds this
+// Node's own value: a write whose answer was lost (NATS went away) still
+// happened, and its revision is the one to renew.
+func (n *Node) ownMember(ctx context.Context) (uint64, bool) {
+	e, err := n.leasesKV.Get(ctx, memberKey(n.o.Instance))
+	n.count("get", err)
+	if err != nil {
+		return 0, false
+	}
+	var m member
+	if json.Unmarshal(e.Value(), &m) != nil || m.Incarnation != n.incarnation {
+		return 0, false
+	}
+	return e.Revision(), true
+}
 
 // renew renews the membership (or joins), then every lease and the
 // leadership. It reports whether the membership was renewed.
@@ -114,6 +127,12 @@ func (n *Node) renew(ctx context.Context, ls *loopState) bool {
 	if !joined {
 		rev, err := kv.Create(octx, memberKey(n.o.Instance), n.memberValue())
 		n.count("create", err)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			if own, ok := n.ownMember(octx); ok {
+				rev, err = kv.Update(octx, memberKey(n.o.Instance), n.memberValue(), own)
+				n.count("update", err)
+			}
+		}
 		if err != nil {
 			if errors.Is(err, jetstream.ErrKeyExists) {
 				err = fmt.Errorf("member key %s exists: another live process has the instance name %s, or this one restarted within the lease TTL; waiting for it to expire", memberKey(n.o.Instance), n.o.Instance)
@@ -133,6 +152,12 @@ func (n *Node) renew(ctx context.Context, ls *loopState) bool {
 	} else {
 		rev, err := kv.Update(octx, memberKey(n.o.Instance), n.memberValue(), ls.memberRev)
 		n.count("update", err)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			if own, ok := n.ownMember(octx); ok {
+				rev, err = kv.Update(octx, memberKey(n.o.Instance), n.memberValue(), own)
+				n.count("update", err)
+			}
+		}
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
 			// The key expired (this process could not renew it in time) or
 			// was deleted: the others no longer count on this process.
@@ -553,7 +578,7 @@ func (n *Node) lead(ctx context.Context, ls *loopState) {
 		n.stopLeading(ls, draining)
 	case !leading && may && free:
 		octx, cancel := context.WithTimeout(ctx, n.opTimeout())
-		rev, err := n.leasesKV.Create(octx, leaderKey, []byte(n.o.Instance))
+		rev, err := n.leasesKV.Create(octx, leaderKey, []byte(n.leaderValue()))
 		cancel()
 		n.count("create", err)
 		if err != nil {
@@ -581,9 +606,17 @@ func (n *Node) renewLeader(ctx context.Context, ls *loopState) {
 		return
 	}
 	octx, cancel := context.WithTimeout(ctx, n.opTimeout())
-	rev, err := n.leasesKV.Update(octx, leaderKey, []byte(n.o.Instance), ls.leaderRev)
+	rev, err := n.leasesKV.Update(octx, leaderKey, []byte(n.leaderValue()), ls.leaderRev)
 	cancel()
 	n.count("update", err)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		// A renewal whose answer was lost still happened: the key may be ours.
+		octx, cancel := context.WithTimeout(ctx, n.opTimeout())
+		if e, gerr := n.leasesKV.Get(octx, leaderKey); gerr == nil && string(e.Value()) == n.leaderValue() {
+			rev, err = n.leasesKV.Update(octx, leaderKey, []byte(n.leaderValue()), e.Revision())
+		}
+		cancel()
+	}
 	switch {
 	case err == nil:
 		ls.leaderRev = rev
@@ -591,6 +624,10 @@ func (n *Node) renewLeader(ctx context.Context, ls *loopState) {
 		n.stopLeading(ls, false)
 	}
 }
+
+// leaderValue is the leader key's value: the instance, and the
+// incarnation after a space (see member.Incarnation).
+func (n *Node) leaderValue() string { return n.o.Instance + " " + n.incarnation }
 
 // stopLeading ends the leadership, deleting the key when release is set so
 // that another member takes it at once.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,6 +90,9 @@ type member struct {
 	HTTP      string    `json:"http,omitempty"`
 	Replicas  int       `json:"replicas"`
 	Draining  bool      `json:"draining"`
+	// Incarnation tells this Node's writes from those of another process
+	// with the same instance name (or an earlier life of this one).
+	Incarnation string `json:"incarnation"`
 }
 
 // lease is an owner key's value: who owns the stream and in which state.
@@ -172,6 +176,9 @@ type Node struct {
 	removals    map[string]ID          // finished IDs still to delete from the set
 	// turn is closed, and replaced, at the end of each turn of the loop.
 	turn chan struct{}
+	// incarnation is random per Node: see member.Incarnation.
+	incarnation string
+	startedAt   time.Time
 }
 
 // New checks the options and returns a Node.
@@ -488,7 +495,7 @@ func (n *Node) applyLease(e jetstream.KeyValueEntry, _ bool) {
 		was := n.leader
 		n.leader = ""
 		if !removed {
-			n.leader = string(e.Value())
+			n.leader, _, _ = strings.Cut(string(e.Value()), " ")
 		}
 		if n.leader != was {
 			n.wake()
