@@ -571,3 +571,43 @@ func TestDocLinks(t *testing.T) {
 		})
 	}
 }
+
+// TestAlertUnitTests checks that prometheus/alerts_test.yaml, the rules' unit
+// tests for promtool test rules, loads alerts.yaml and tests alerts it has.
+func TestAlertUnitTests(t *testing.T) {
+	b, err := os.ReadFile("prometheus/alerts_test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		RuleFiles []string `yaml:"rule_files"`
+		Tests     []struct {
+			Name          string `yaml:"name"`
+			AlertRuleTest []struct {
+				AlertName string `yaml:"alertname"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		t.Fatalf("alerts_test.yaml: %v", err)
+	}
+	if !slices.Equal(file.RuleFiles, []string{filepath.Base(alertsFile)}) {
+		t.Errorf("alerts_test.yaml loads %v, want [alerts.yaml]", file.RuleFiles)
+	}
+	alerts := map[string]bool{}
+	for _, q := range ruleQueries(loadRules(t)) {
+		alerts[strings.TrimPrefix(q.where, "rule ")] = true
+	}
+	tested := 0
+	for _, tc := range file.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if !alerts[a.AlertName] {
+				t.Errorf("test %q: no alert %s in %s", tc.Name, a.AlertName, alertsFile)
+			}
+			tested++
+		}
+	}
+	if tested < 5 {
+		t.Errorf("alerts_test.yaml checks %d alerts", tested)
+	}
+}
