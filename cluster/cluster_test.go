@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
+	"github.com/datacore-bridge/datacore-bridge/metrics"
 )
 
 const testTTL = 2 * time.Second
@@ -125,9 +127,18 @@ func TestSpreadAndFailover(t *testing.T) {
 	if int(failovers) != len(lost) {
 		t.Errorf("handovers_total{reason=failover} = %v, want the %d streams the crashed member ran", failovers, len(lost))
 	}
-	observed := testutil.CollectAndCount(a.m.ClusterFailover) + testutil.CollectAndCount(d.m.ClusterFailover)
-	if observed == 0 {
-		t.Error("cluster_failover_seconds has no series")
+	// Every moved stream was without an owner until taken over: each is
+	// observed once, from the lost owner's last renewal, so at most a TTL
+	// and the takeover before now.
+	poll.Wait(t, testTTL, "every failover observed", func() bool {
+		n, _ := failoverSamples(t, a.m)
+		m, _ := failoverSamples(t, d.m)
+		return n+m == uint64(len(lost))
+	})
+	for _, m := range []*testMember{a, d} {
+		if n, sum := failoverSamples(t, m.m); n > 0 && (sum/float64(n) <= 0 || sum/float64(n) > time.Since(crashed).Seconds()+testTTL.Seconds()) {
+			t.Errorf("%s: cluster_failover_seconds mean %.2f s over %d, want within the crash's TTL", m.name, sum/float64(n), n)
+		}
 	}
 	for _, m := range []*testMember{a, d} {
 		want := float64(len(m.local.running()))
@@ -545,4 +556,14 @@ func TestRenewalWhoseAnswerWasLost(t *testing.T) {
 	if err := a.node.Ready(); err != nil {
 		t.Errorf("Ready = %v", err)
 	}
+}
+
+// failoverSamples returns cluster_failover_seconds' sample count and sum.
+func failoverSamples(t *testing.T, m *metrics.Metrics) (uint64, float64) {
+	t.Helper()
+	var pb dto.Metric
+	if err := m.ClusterFailover.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	return pb.GetHistogram().GetSampleCount(), pb.GetHistogram().GetSampleSum()
 }

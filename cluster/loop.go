@@ -371,17 +371,33 @@ func (n *Node) reconcile(ctx context.Context, now time.Time) {
 		if err == nil {
 			h.rev, h.written = rev, state
 		}
-		connected := state == fixtures.StateConnected && !h.lostAt.IsZero()
-		lostAt, from := h.lostAt, h.lostFrom
-		if connected {
+		n.mu.Unlock()
+	}
+	n.tookOver(states)
+}
+
+// tookOver records, for each stream taken over from a vanished member that
+// is now connected here, how long it was without an owner. It looks at every
+// stream held, not only those whose lease changed: a renewal may have written
+// the connected state first.
+func (n *Node) tookOver(states map[string]fixtures.State) {
+	type done struct {
+		h    *held
+		from string
+		d    time.Duration
+	}
+	var list []done
+	n.mu.Lock()
+	for key, h := range n.held {
+		if !h.lostAt.IsZero() && states[key] == fixtures.StateConnected {
+			list = append(list, done{h, h.lostFrom, time.Since(h.lostAt)})
 			h.lostAt = time.Time{}
 		}
-		n.mu.Unlock()
-		if connected {
-			d := time.Since(lostAt)
-			n.m.ClusterFailover.Observe(d.Seconds())
-			n.log.Info("took over a stream", "kind", string(h.id.Kind), "id", h.id.ID, "from", from, "failover", d.Round(time.Millisecond).String())
-		}
+	}
+	n.mu.Unlock()
+	for _, x := range list {
+		n.m.ClusterFailover.Observe(x.d.Seconds())
+		n.log.Info("took over a stream", "kind", string(x.h.id.Kind), "id", x.h.id.ID, "from", x.from, "failover", x.d.Round(time.Millisecond).String())
 	}
 }
 
