@@ -588,3 +588,228 @@ func TestClusterRollingUpdate(t *testing.T) {
 	b.waitReceived(col, upTo)
 	assertExactlyOnce(t, col, upTo)
 }
+
+// quietVictim picks the member whose departure moves no other member's
+// fixture (cluster.Assign over the survivors), or the one that moves the
+// fewest, so that a failover test sees only the victim's fixtures change hands.
+func quietVictim(owners map[string][]string, live []*member, replicas int) *member {
+	var best *member
+	bestMoves := -1
+	for _, v := range live {
+		var survivors, keys []string
+		for _, m := range live {
+			if m != v {
+				survivors = append(survivors, m.name)
+			}
+		}
+		byKey := map[string]string{}
+		for id := range owners {
+			k := cluster.FollowedKey(access.Fixture, id)
+			keys, byKey[k] = append(keys, k), id
+		}
+		moves := 0
+		for k, os := range cluster.Assign(keys, survivors, replicas) {
+			id := byKey[k]
+			for _, o := range owners[id] {
+				if o != v.name && !slices.Contains(os, o) {
+					moves++
+				}
+			}
+		}
+		if bestMoves < 0 || moves < bestMoves {
+			best, bestMoves = v, moves
+		}
+	}
+	return best
+}
+
+// TestClusterCoreFailover runs three members in core NATS mode with
+// DATACORE_REPLICAS=1 (each fixture owned by one, two per member, each
+// member running exactly its own), then kills one (SIGKILL): a survivor
+// takes each of its fixtures over within the lease TTL plus an access call
+// and a connect. It logs the takeover time and the messages lost per
+// fixture, and checks that nothing was received twice, that the survivors'
+// fixtures lost nothing, and that the survivors log the takeovers.
+func TestClusterCoreFailover(t *testing.T) {
+	ids := clusterFixtures(720)
+	b := newClusterBed(t, clusterOptions{fixtures: ids, jetStream: false, replicas: 1})
+	live := []*member{b.start("m1"), b.start("m2"), b.start("m3")}
+	before := b.waitSettled(live, ids)
+	assertSpread(t, before, live, 1)
+	// Collect from here on: the handovers of the start (make-before-break:
+	// in core mode both owners publish for a moment) are over.
+	col := b.subscribe()
+	b.waitFlowing(col, ids, clusterRate)
+
+	victim := quietVictim(before, live, 1)
+	var survivors []*member
+	for _, m := range live {
+		if m != victim {
+			survivors = append(survivors, m)
+		}
+	}
+	lost := owned(before, victim.name)
+	atKill := b.lastSeqs(lost)
+	victim.signal(syscall.SIGKILL)
+	killed := time.Now()
+	taken := map[string]time.Duration{}
+	watch := survivors[0]
+	err := poll.Until(t.Context(), clusterTTL+10*time.Second, "a survivor to own the victim's fixtures, connected",
+		every(10*time.Millisecond, func() bool {
+			st, err := watch.status()
+			if err != nil {
+				return false
+			}
+			for _, f := range st.Followed {
+				if _, done := taken[f.ID]; done || !slices.Contains(lost, f.ID) {
+					continue
+				}
+				for _, o := range f.Owners {
+					if o.Instance != victim.name && o.State == fixtures.StateConnected {
+						taken[f.ID] = time.Since(killed)
+					}
+				}
+			}
+			return len(taken) == len(lost)
+		}))
+	if err != nil {
+		t.Fatalf("%v: taken over so far %v", err, taken)
+	}
+	victim.wait(10 * time.Second)
+	after := b.waitSettled(survivors, ids)
+	assertSpread(t, after, survivors, 1)
+
+	upTo := b.lastSeqs(ids)
+	elapsed := time.Since(killed)
+	b.waitReceived(col, upTo)
+	col.checkProblems()
+	tl, dups, subjects := col.tally(upTo), col.dups(), b.subjects(ids)
+	if tl.subjects != len(upTo) {
+		t.Errorf("messages on %d subjects, want %d", tl.subjects, len(upTo))
+	}
+	for _, id := range ids {
+		missing, twice := 0, 0
+		for _, s := range subjects[id] {
+			missing += len(tl.lostBelow[s])
+			twice += dups[s]
+		}
+		moved := !slices.Equal(before[id], after[id])
+		switch {
+		case slices.Contains(lost, id):
+			var published uint64
+			for _, s := range subjects[id] {
+				published += upTo[s] - atKill[s]
+			}
+			rate := float64(published) / elapsed.Seconds()
+			t.Logf("%s: taken over from %s by %v %v after the kill; %d messages lost (%.1fs at %.1f msg/s)",
+				id, victim.name, after[id], taken[id].Round(time.Millisecond), missing, float64(missing)/rate, rate)
+			if twice != 0 {
+				t.Errorf("%s: %d messages received twice after a failover", id, twice)
+			}
+		case moved:
+			t.Logf("%s moved from %v to %v (a make-before-break handover): %d messages received twice", id, before[id], after[id], twice)
+			if missing != 0 {
+				t.Errorf("%s: %d messages lost in a handover between live members: %v", id, missing, tl.lostBelow)
+			}
+		default:
+			if missing != 0 || twice != 0 {
+				t.Errorf("%s stayed on %v but lost %d messages and received %d twice", id, before[id], missing, twice)
+			}
+		}
+	}
+
+	var tookOver []string
+	for _, m := range survivors {
+		for _, rec := range m.logged("took over a stream") {
+			tookOver = append(tookOver, fmt.Sprint(rec["id"]))
+			if rec["from"] != victim.name {
+				t.Errorf("%s took %v over from %v, want from %s", m.name, rec["id"], rec["from"], victim.name)
+			}
+			t.Logf("%s logged: took %v over from %v, failover %v", m.name, rec["id"], rec["from"], rec["failover"])
+		}
+	}
+	if slices.Sort(tookOver); !slices.Equal(tookOver, lost) {
+		t.Errorf("the survivors logged taking over %v, want %v", tookOver, lost)
+	}
+}
+
+// sessionsOf lists the emulator's sessions subscribed to a topic of fixture id.
+func sessionsOf(emu *sim.Server, id string) []sim.SessionInfo {
+	var out []sim.SessionInfo
+	for _, s := range emu.Sessions() {
+		for _, f := range s.Subscriptions {
+			if strings.Contains(f, "/"+id+"/") {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// TestClusterFollowedSet runs three members in JetStream mode (persistent
+// MQTT sessions) and changes the followed set through two of them: a PUT
+// of a new fixture on one and a DELETE of a configured one on another. Every
+// member sees both; the new fixture's owner runs it, nobody runs the
+// deleted one and no session subscribed to it is left at the emulator. Then
+// every member stops (SIGTERM, exit 0) and three new ones start with the same
+// DATACORE_FIXTURES: the admin-added fixture is followed again, the deleted
+// one is not.
+func TestClusterFollowedSet(t *testing.T) {
+	ids := clusterFixtures(730)
+	added, deleted := "sr:match:799", ids[0]
+	b := newClusterBed(t, clusterOptions{fixtures: ids, more: []string{added}, jetStream: true, replicas: 1})
+	live := []*member{b.start("m1"), b.start("m2"), b.start("m3")}
+	before := b.waitSettled(live, ids)
+	poll.Wait(t, 10*time.Second, "a session subscribed to "+deleted, func() bool { return len(sessionsOf(b.emu, deleted)) > 0 })
+
+	if code, body, err := live[0].do(http.MethodPut, "/v1/fixtures/"+added, testAdminToken); err != nil || code != http.StatusCreated {
+		t.Fatalf("PUT %s on %s = %d %s %v, want 201", added, live[0].name, code, body, err)
+	}
+	if code, body, err := live[1].do(http.MethodDelete, "/v1/fixtures/"+deleted, testAdminToken); err != nil || code != http.StatusNoContent {
+		t.Fatalf("DELETE %s on %s = %d %s %v, want 204", deleted, live[1].name, code, body, err)
+	}
+	want := append(slices.Clone(ids[1:]), added)
+	after := b.waitSettled(live, want) // on every member: followed, owners, subscriptions
+	st, err := live[2].status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range st.Followed {
+		if f.ID == added && f.Source != fixtures.SourceAdmin {
+			t.Errorf("%s's source is %q on %s, want admin", added, f.Source, live[2].name)
+		}
+	}
+	t.Logf("%s (owned by %v) deleted; %s added, owned by %v", deleted, before[deleted], added, after[added])
+	poll.Wait(t, 10*time.Second, "no session subscribed to the deleted fixture", func() bool {
+		return len(sessionsOf(b.emu, deleted)) == 0
+	})
+
+	for _, m := range live {
+		m.signal(syscall.SIGTERM)
+	}
+	for _, m := range live {
+		if code := m.wait(40 * time.Second); code != 0 {
+			t.Errorf("%s exited %d after SIGTERM, want 0; logs:\n%s", m.name, code, m.logs.String())
+		}
+	}
+	for _, s := range b.emu.Sessions() {
+		if len(s.Subscriptions) > 0 {
+			t.Errorf("session %s left subscribed to %v after every member stopped", s.ClientID, s.Subscriptions)
+		}
+	}
+
+	live = []*member{b.start("m4"), b.start("m5"), b.start("m6")}
+	const seeded = "configured IDs added to the cluster's followed set"
+	for _, m := range live {
+		poll.Wait(t, 20*time.Second, m.name+" to seed the followed set", func() bool { return m.logs.Count(seeded) == 1 })
+		// JSON numbers: the deleted ID stays deleted, the others are there.
+		if rec := m.logged(seeded)[0]; rec["added"] != 0.0 || rec["already_present_or_removed"] != float64(len(ids)) {
+			t.Errorf("%s seeded %v, want none added and %d present or removed", m.name, rec, len(ids))
+		}
+	}
+	b.waitSettled(live, want)
+	if s := sessionsOf(b.emu, deleted); len(s) != 0 {
+		t.Errorf("sessions subscribed to the deleted fixture after the restart: %v", s)
+	}
+}
