@@ -501,7 +501,7 @@ func assertExactlyOnce(t *testing.T, c *collector, upTo map[string]uint64) {
 	if d := c.dups(); len(d) != 0 {
 		t.Errorf("seqs stored more than once, by subject: %v", d)
 	}
-	t.Logf("%d messages on %d subjects, each seq exactly once", tl.received, tl.subjects)
+	t.Logf("%d messages on %d subjects checked", tl.received, tl.subjects)
 }
 
 func clusterFixtures(base int) []string {
@@ -515,9 +515,11 @@ func clusterFixtures(base int) []string {
 // TestClusterKillWithTwoReplicas runs three members in JetStream mode with
 // DATACORE_REPLICAS=2: every fixture is owned by two of them, each member
 // owning four of the twelve; then one is killed (SIGKILL) mid-game. The
-// survivors each take every fixture, and the stream holds every seq of
-// every fixture exactly once: no gap (the other owner went on), no
-// duplicate (the stream's duplicate window drops the second copy).
+// survivors each take every fixture (logging that they take the victim's
+// from it, none as a failover: the other owner went on), and the stream
+// holds every seq of every fixture exactly once: no gap, no duplicate,
+// although a core subscriber sees messages published by both owners (the
+// stream's duplicate window drops the second copy).
 func TestClusterKillWithTwoReplicas(t *testing.T) {
 	ids := clusterFixtures(700)
 	b := newClusterBed(t, clusterOptions{fixtures: ids, jetStream: true, replicas: 2})
@@ -525,20 +527,35 @@ func TestClusterKillWithTwoReplicas(t *testing.T) {
 	live := []*member{b.start("m1"), b.start("m2"), b.start("m3")}
 	owners := b.waitSettled(live, ids)
 	assertSpread(t, owners, live, 2)
+	// Both owners publish each message: a core subscriber gets it twice,
+	// the stream keeps one.
+	published := b.subscribe()
 	b.waitFlowing(col, ids, 2*clusterRate)
 
-	live[1].signal(syscall.SIGKILL)
+	victim, survivors := live[1], []*member{live[0], live[2]}
+	victim.signal(syscall.SIGKILL)
 	killed := time.Now()
-	live[1].wait(10 * time.Second)
-	live = []*member{live[0], live[2]}
-	owners = b.waitSettled(live, ids)
+	victim.wait(10 * time.Second)
+	after := b.waitSettled(survivors, ids)
 	t.Logf("two owners per fixture among the survivors %v after the kill", time.Since(killed).Round(time.Millisecond))
-	assertSpread(t, owners, live, 2)
+	assertSpread(t, after, survivors, 2)
+	// The victim's fixtures get a second owner again; none was without
+	// one, so none is a failover.
+	assertTookOver(t, survivors, victim, logTaking, owned(owners, victim.name))
+	assertTookOver(t, survivors, victim, logTookOver, nil)
 
 	b.waitFlowing(col, ids, 4*clusterRate)
 	upTo := b.lastSeqs(ids)
 	b.waitReceived(col, upTo)
 	assertExactlyOnce(t, col, upTo)
+	twice := 0
+	for _, n := range published.dups() {
+		twice += n
+	}
+	if twice == 0 {
+		t.Error("no message was published twice: the two owners did not both publish")
+	}
+	t.Logf("%d messages published twice (both owners), stored once", twice)
 }
 
 // TestClusterRollingUpdate runs three members in JetStream mode with
@@ -654,7 +671,7 @@ func TestClusterCoreFailover(t *testing.T) {
 	killed := time.Now()
 	taken := map[string]time.Duration{}
 	watch := survivors[0]
-	err := poll.Until(t.Context(), clusterTTL+10*time.Second, "a survivor to own the victim's fixtures, connected",
+	err := poll.Until(t.Context(), clusterTTL+5*time.Second, "a survivor to own the victim's fixtures, connected",
 		every(10*time.Millisecond, func() bool {
 			st, err := watch.status()
 			if err != nil {
@@ -718,18 +735,37 @@ func TestClusterCoreFailover(t *testing.T) {
 		}
 	}
 
-	var tookOver []string
+	assertTookOver(t, survivors, victim, logTaking, lost)
+	assertTookOver(t, survivors, victim, logTookOver, lost)
+}
+
+// Log lines of a takeover: the first when a member takes a vanished
+// member's stream, the second once it is connected if nobody else was (a
+// failover the stream was without), with the failover time (from the
+// vanished member's last lease renewal).
+const (
+	logTaking   = "taking over a stream from a member that vanished"
+	logTookOver = "took over a stream"
+)
+
+// assertTookOver checks that the survivors logged msg for exactly the
+// fixtures ids, each once, from victim.
+func assertTookOver(t *testing.T, survivors []*member, victim *member, msg string, ids []string) {
+	t.Helper()
+	var got []string
 	for _, m := range survivors {
-		for _, rec := range m.logged("took over a stream") {
-			tookOver = append(tookOver, fmt.Sprint(rec["id"]))
+		for _, rec := range m.logged(msg) {
+			got = append(got, fmt.Sprint(rec["id"]))
 			if rec["from"] != victim.name {
-				t.Errorf("%s took %v over from %v, want from %s", m.name, rec["id"], rec["from"], victim.name)
+				t.Errorf("%s logged %q for %v from %v, want from %s", m.name, msg, rec["id"], rec["from"], victim.name)
 			}
-			t.Logf("%s logged: took %v over from %v, failover %v", m.name, rec["id"], rec["from"], rec["failover"])
+			if f, ok := rec["failover"]; ok {
+				t.Logf("%s logged: took %v over from %v, failover %v", m.name, rec["id"], rec["from"], f)
+			}
 		}
 	}
-	if slices.Sort(tookOver); !slices.Equal(tookOver, lost) {
-		t.Errorf("the survivors logged taking over %v, want %v", tookOver, lost)
+	if slices.Sort(got); !slices.Equal(got, ids) {
+		t.Errorf("the survivors logged %q for %v, want %v", msg, got, ids)
 	}
 }
 
