@@ -177,6 +177,9 @@ type clusterView struct {
 	// respread is set once the takeover is done, until the streams are
 	// spread over the survivors again.
 	respread bool
+	// metricBy, once the takeover is done, is when the survivors'
+	// failover count is printed even if it has not reached len(moved).
+	metricBy time.Time
 	leader   string // the discovery leader last seen
 }
 
@@ -215,12 +218,16 @@ func (v *clusterView) connectedOwner(f cluster.FollowedStatus) string {
 	return ""
 }
 
-// owners lists, per live replica, the IDs it holds a connected lease on.
+// owners lists, per live replica, the IDs it holds a connected lease on,
+// then the followed IDs no live replica has connected.
 func (v *clusterView) owners(st cluster.Status) string {
 	by := map[string][]string{}
+	var none []string
 	for _, f := range st.Followed {
 		if o := v.connectedOwner(f); o != "" {
 			by[o] = append(by[o], f.ID)
+		} else {
+			none = append(none, f.ID)
 		}
 	}
 	var parts []string
@@ -233,6 +240,9 @@ func (v *clusterView) owners(st cluster.Status) string {
 			ids = []string{"nothing"}
 		}
 		parts = append(parts, r.name+": "+strings.Join(ids, ", "))
+	}
+	if len(none) > 0 {
+		parts = append(parts, "no live owner connected: "+strings.Join(none, ", "))
 	}
 	return strings.Join(parts, " | ")
 }
@@ -252,6 +262,12 @@ func (v *clusterView) look(out io.Writer, at string, st cluster.Status) {
 	if v.respread && v.even(st) {
 		v.respread = false
 		fmt.Fprintf(out, "%s spread again over the live replicas: %s\n", at, v.owners(st))
+	}
+	if !v.metricBy.IsZero() {
+		if n, line := v.failovers(st.LeaseTTL); n >= len(v.moved) || time.Now().After(v.metricBy) {
+			v.metricBy = time.Time{}
+			fmt.Fprintf(out, "%s %s\n", at, line)
+		}
 	}
 	if v.victim == nil || v.done {
 		return
@@ -278,7 +294,10 @@ func (v *clusterView) look(out io.Writer, at string, st cluster.Status) {
 		v.done, v.respread = true, true
 		fmt.Fprintf(out, "%s takeover done in %s: %s's %d streams moved (%s)\n",
 			at, time.Since(v.killAt).Round(100*time.Millisecond), v.victim.name, len(v.moved), orNothing(v.moved))
-		fmt.Fprintf(out, "        %s\n", v.failovers(st.LeaseTTL))
+		// A survivor counts its failover a moment after its lease says
+		// connected: wait for the counts, a lease TTL at most.
+		ttl, _ := time.ParseDuration(st.LeaseTTL)
+		v.metricBy = time.Now().Add(ttl)
 	}
 }
 
@@ -355,8 +374,9 @@ func (v *clusterView) killedCount() int {
 	return n
 }
 
-// failovers sums datacore_cluster_failover_seconds over the live replicas.
-func (v *clusterView) failovers(ttl string) string {
+// failovers sums datacore_cluster_failover_seconds over the live replicas:
+// the count and a line saying it.
+func (v *clusterView) failovers(ttl string) (int, string) {
 	var count uint64
 	var sum float64
 	for _, r := range v.reps {
@@ -370,9 +390,9 @@ func (v *clusterView) failovers(ttl string) string {
 		}
 	}
 	if count == 0 {
-		return "datacore_cluster_failover_seconds: none counted yet"
+		return 0, "datacore_cluster_failover_seconds on the survivors: none counted"
 	}
-	return fmt.Sprintf("datacore_cluster_failover_seconds on the survivors: %d streams, mean %.1fs (from the lost owner's last lease renewal to connected; lease TTL %s)",
+	return int(count), fmt.Sprintf("datacore_cluster_failover_seconds on the survivors: %d streams, mean %.1fs (from the lost owner's last lease renewal to connected; lease TTL %s)",
 		count, sum/float64(count), ttl)
 }
 
