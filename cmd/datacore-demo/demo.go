@@ -272,8 +272,10 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 			if len(o.organizations) > 0 {
 				fmt.Fprintf(out, "        %s\n", games.summary(emu.Stats()))
 			}
-			if st, ok := view.status(); clustered && ok {
-				fmt.Fprintf(out, "        owners at the end: %s\n", view.owners(st))
+			if clustered {
+				if st, ok := view.status(); ok {
+					fmt.Fprintf(out, "        owners at the end: %s\n", view.owners(st))
+				}
 			}
 			return nil
 		case <-killC:
