@@ -2,9 +2,11 @@
 // server and the bridge on this machine, and prints the messages flowing and
 // the signed URLs rotating. By default the bridge also follows an organization
 // of the emulator, whose games are discovered through the REST API, played,
-// finished and unfollowed every -game-every.
+// finished and unfollowed every -game-every. With -replicas N it runs N
+// bridges in cluster mode, spreads the followed set over them, kills one
+// after -kill-after and prints how its streams are taken over.
 //
-//	go run ./cmd/datacore-demo [-duration 20s] [-jetstream] [-organizations ""] [-h]
+//	go run ./cmd/datacore-demo [-duration 20s] [-jetstream] [-organizations ""] [-replicas 3] [-h]
 package main
 
 import (
@@ -66,15 +68,22 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		interval  = fs.Duration("discover-interval", 2*time.Second, "DATACORE_DISCOVER_INTERVAL: how often the organizations' fixtures are listed")
 		ahead     = fs.Duration("discover-ahead", 20*time.Second, "DATACORE_DISCOVER_AHEAD: a game is followed from this long before its start")
 		stopAfter = fs.Duration("stop-after-final", 5*time.Second, "DATACORE_STOP_AFTER_FINAL: a game is unfollowed this long after CONFIRMED")
+		replicas  = fs.Int("replicas", 1, "bridges to run in cluster mode (DATACORE_CLUSTER=demo) on the embedded NATS's JetStream KV, each fixture owned by one of them;\n-http-addr's port, when not 0, counts up per replica (1: one bridge, no cluster)")
+		killAfter = fs.Duration("kill-after", 20*time.Second, "with -replicas above 1: kill the replica owning the most streams this long after the start, as a crash would (0: never)")
+		leaseTTL  = fs.Duration("lease-ttl", 3*time.Second, "with -replicas above 1: DATACORE_LEASE_TTL, after which a killed replica's streams are taken over")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: datacore-demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing, the signed URLs rotating and the games of an\norganization being discovered, played, finished and unfollowed.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: datacore-demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing, the signed URLs rotating and the games of an\norganization being discovered, played, finished and unfollowed.\nWith -replicas 3 it runs three bridges sharing the fixtures, kills one after\n-kill-after and prints which streams the others take over, and when.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
 		}
+		return 2
+	}
+	if *replicas < 1 {
+		fmt.Fprintln(stderr, "-replicas: must be at least 1")
 		return 2
 	}
 	if *duration > 0 {
@@ -93,6 +102,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		organizations: splitList(*orgs),
 		schedule:      sim.Schedule{Every: *gameEvery, Lead: *gameLead, Length: *gameLen, FinalAfter: *finalAft},
 		interval:      *interval, ahead: *ahead, stopAfter: *stopAfter,
+		replicas: *replicas, killAfter: *killAfter, leaseTTL: *leaseTTL,
 	}, stdout, log); err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
@@ -114,6 +124,10 @@ type demoOptions struct {
 	// interval, ahead and stopAfter are DATACORE_DISCOVER_INTERVAL,
 	// DATACORE_DISCOVER_AHEAD and DATACORE_STOP_AFTER_FINAL.
 	interval, ahead, stopAfter time.Duration
+	// replicas above 1 runs that many bridges in cluster mode; killAfter
+	// (0: never) kills one of them; leaseTTL is DATACORE_LEASE_TTL.
+	replicas            int
+	killAfter, leaseTTL time.Duration
 }
 
 // splitList splits a comma-separated list, dropping empty items.
@@ -136,7 +150,16 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 		venues = append(venues, fmt.Sprintf("venue-%d", i+1))
 	}
 	const credID, credSecret = "demo-credential", "demo-secret"
-	m := metrics.New()
+	clustered := o.replicas > 1
+	first := &replica{name: replicaName(0), m: metrics.New(), log: log}
+	if clustered {
+		first = newReplica(log, 0)
+	}
+	firstAddr, err := replicaAddr(o.httpAddr, 0)
+	if err != nil {
+		return err
+	}
+	m := first.m
 	simStart := time.Now() // the emulator's schedule counts from its start, a moment later
 	bed, err := testbed.Start(ctx, testbed.Options{
 		Sim: sim.Options{
@@ -148,21 +171,30 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 			Feed:             sim.Feed{Rate: o.rate},
 			Organizations:    o.organizations,
 			Schedule:         o.schedule,
+			Logger:           log.With("component", "emulator"),
 		},
 		JetStream: o.jetStream,
-		NATS:      func(so *server.Options) { so.Port = o.natsPort },
+		NATS: func(so *server.Options) {
+			so.Port = o.natsPort
+			if clustered {
+				so.JetStream = true // the cluster's KV buckets, in a temporary store
+			}
+		},
 		Configure: func(cfg *config.Config) {
 			cfg.Fixtures, cfg.Venues = fixtures, venues
-			cfg.HTTPAddr = o.httpAddr
+			cfg.HTTPAddr = firstAddr
 			cfg.AdminToken = "demo"
 			if len(o.organizations) > 0 {
 				cfg.Organizations = o.organizations
 				cfg.DiscoverInterval, cfg.DiscoverAhead = o.interval, o.ahead
 				cfg.StopAfterFinal = o.stopAfter
 			}
+			if clustered {
+				cfg.Cluster, cfg.Instance, cfg.LeaseTTL = demoCluster, first.name, o.leaseTTL
+			}
 		},
 		Bridge: bridge.Options{Metrics: m, MaxBackoff: 5 * time.Second},
-		Logger: log,
+		Logger: first.log,
 	})
 	if err != nil {
 		return err
@@ -173,6 +205,23 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 		}
 	}()
 	emu, ns, cfg, b := bed.Emulator, bed.NATS, bed.Config, bed.Bridge
+	first.b = b
+	view := &clusterView{reps: []*replica{first}}
+	if clustered {
+		if view.reps, err = startReplicas(ctx, o.replicas, first, cfg, o.httpAddr, log); err != nil {
+			return err
+		}
+		defer func() {
+			// The demo stops the replicas itself, all at once; then the bed
+			// stops NATS and the emulator.
+			for _, err := range stopReplicas(view.reps) {
+				if err != nil {
+					log.Error("shutdown incomplete", "err", err)
+				}
+			}
+			bed.Bridge = nil
+		}()
+	}
 
 	// A subscriber of our own shows what reaches NATS.
 	nc, err := nats.Connect(ns.ClientURL())
@@ -194,7 +243,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 		fmt.Fprintf(out, "                       followed from %s before its start, unfollowed %s after CONFIRMED\n", o.ahead, o.stopAfter)
 	}
 	fmt.Fprintf(out, "  NATS                 %s   (try: nats sub '%s.>' -s %s)\n", ns.ClientURL(), cfg.SubjectPrefix, ns.ClientURL())
-	if b.Addr() != nil {
+	if clustered {
+		printCluster(out, o, cfg, ns.ClientURL(), view.reps)
+	} else if b.Addr() != nil {
 		base := "http://" + b.Addr().String()
 		fmt.Fprintf(out, "  bridge HTTP          %s/v1/subscriptions  %s/metrics  %s/readyz\n", base, base, base)
 		fmt.Fprintf(out, "                       admin token %q: curl -X PUT -H 'Authorization: Bearer demo' %s/v1/fixtures/sr:match:1234\n", cfg.AdminToken, base)
@@ -203,6 +254,12 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 
 	tick := time.NewTicker(o.every)
 	defer tick.Stop()
+	var killC <-chan time.Time
+	if clustered && o.killAfter > 0 {
+		kill := time.NewTimer(o.killAfter)
+		defer kill.Stop()
+		killC = kill.C
+	}
 	look := time.NewTicker(200 * time.Millisecond)
 	defer look.Stop()
 	started := time.Now()
@@ -211,16 +268,36 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintf(out, "\nafter %s: %s\n", time.Since(started).Round(time.Second), w.summary(m))
+			fmt.Fprintf(out, "\nafter %s: %s\n", time.Since(started).Round(time.Second), w.summary(view.metrics()...))
 			if len(o.organizations) > 0 {
 				fmt.Fprintf(out, "        %s\n", games.summary(emu.Stats()))
 			}
+			if clustered {
+				if st, ok := view.status(); ok {
+					fmt.Fprintf(out, "        owners at the end: %s\n", view.owners(st))
+				}
+			}
 			return nil
+		case <-killC:
+			view.kill(out, fmt.Sprintf("[%5s]", time.Since(started).Round(time.Second)))
 		case <-look.C:
-			games.look(out, time.Since(started), b.Supervisor().Streams(), w.statuses())
+			if !clustered {
+				games.look(out, time.Since(started), b.Supervisor().Streams(), w.statuses())
+				continue
+			}
+			if st, ok := view.status(); ok {
+				games.look(out, time.Since(started), followed(st), w.statuses())
+				view.look(out, fmt.Sprintf("[%5s]", time.Since(started).Round(time.Second)), st)
+			}
 		case <-tick.C:
-			fmt.Fprintf(out, "[%5s] %s\n", time.Since(started).Round(time.Second), w.summary(m))
-			fmt.Fprintf(out, "        %s\n", streamsLine(b.Supervisor().Streams()))
+			fmt.Fprintf(out, "[%5s] %s\n", time.Since(started).Round(time.Second), w.summary(view.metrics()...))
+			if !clustered {
+				fmt.Fprintf(out, "        %s\n", streamsLine(b.Supervisor().Streams()))
+			} else if st, ok := view.status(); ok {
+				for _, l := range view.lines(st) {
+					fmt.Fprintf(out, "        %s\n", l)
+				}
+			}
 			if len(o.organizations) > 0 {
 				fmt.Fprintf(out, "        %s\n", games.summary(emu.Stats()))
 			}
@@ -284,7 +361,9 @@ func (w *watcher) sample() (string, []byte, bool) {
 	return w.lastSubj, w.lastData, w.lastSubj != ""
 }
 
-func (w *watcher) summary(m *metrics.Metrics) string {
+// summary counts the messages seen and, over ms, the grants, rotations,
+// reconnects and duplicates.
+func (w *watcher) summary(ms ...*metrics.Metrics) string {
 	w.mu.Lock()
 	kinds := make([]string, 0, len(w.byKind))
 	for k := range w.byKind {
@@ -300,9 +379,15 @@ func (w *watcher) summary(m *metrics.Metrics) string {
 		fmt.Fprintf(&sb, "%s %d", k, w.byKind[k])
 	}
 	w.mu.Unlock()
+	var grants, rotations, reconnects, dups float64
+	for _, m := range ms {
+		grants += testbed.CounterSum(m.Grants)
+		rotations += testbed.CounterSum(m.Rotations.WithLabelValues("ok"))
+		reconnects += testbed.CounterSum(m.Reconnects)
+		dups += testbed.CounterSum(m.Duplicates)
+	}
 	fmt.Fprintf(&sb, "); grants %d, rotations %d, reconnects %d, duplicates dropped %d",
-		int(testbed.CounterSum(m.Grants)), int(testbed.CounterSum(m.Rotations.WithLabelValues("ok"))),
-		int(testbed.CounterSum(m.Reconnects)), int(testbed.CounterSum(m.Duplicates)))
+		int(grants), int(rotations), int(reconnects), int(dups))
 	return sb.String()
 }
 
