@@ -32,26 +32,30 @@ import (
 func TestShutdownFlushesCoreNATS(t *testing.T) {
 	const id = "sr:match:75"
 	var px *holdingProxy
+	var received atomic.Int64
+	var sub *nats.Conn
 	e := newEnv(t, envOptions{
 		sim: sim.Options{Fixtures: []string{id}, Feed: sim.Feed{Rate: 1000}},
 		configure: func(c *config.Config) {
 			c.Fixtures = []string{id}
+			// Subscribed before the bridge starts: every message it
+			// publishes can reach the subscriber.
+			var err error
+			if sub, err = nats.Connect(c.NATSURLs[0]); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(sub.Close)
+			if _, err := sub.Subscribe(c.SubjectPrefix+".>", func(*nats.Msg) { received.Add(1) }); err != nil {
+				t.Fatal(err)
+			}
+			if err := sub.Flush(); err != nil {
+				t.Fatal(err)
+			}
 			px = startHoldingProxy(t, strings.TrimPrefix(c.NATSURLs[0], "nats://"))
 			c.NATSURLs = []string{"nats://" + px.addr()}
 		},
 	})
-	var received atomic.Int64
-	sub, err := nats.Connect(e.ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sub.Close)
-	if _, err := sub.Subscribe(e.cfg.SubjectPrefix+".>", func(*nats.Msg) { received.Add(1) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	poll.Wait(t, 10*time.Second, "messages at the subscriber", func() bool { return received.Load() > 100 })
 
 	px.hold()
