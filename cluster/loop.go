@@ -32,7 +32,9 @@ type loopState struct {
 // is done.
 func (n *Node) loop(ctx context.Context) {
 	var ls loopState
-	tick := time.NewTicker(n.period() / 2)
+	// The timer wakes the loop for the next renewal, and at least every
+	// half period to check the fence and the settle time.
+	tick := time.NewTimer(0)
 	defer tick.Stop()
 	drain := n.drain
 	for {
@@ -70,6 +72,9 @@ func (n *Node) loop(ctx context.Context) {
 		n.lead(ctx, &ls)
 		n.setGauges()
 		n.turned()
+		wait := min(time.Until(ls.nextRenew), n.period()/2)
+		tick.Stop()
+		tick.Reset(max(wait, time.Millisecond))
 	}
 }
 
