@@ -2,11 +2,12 @@
 // server and the bridge on this machine, and prints the messages flowing and
 // the signed URLs rotating. By default the bridge also follows an organization
 // of the emulator, whose games are discovered through the REST API, played,
-// finished and unfollowed every -game-every. With -replicas N it runs N
-// bridges in cluster mode, spreads the followed set over them, kills one
-// after -kill-after and prints how its streams are taken over.
+// finished and unfollowed every -game-every. It runs -replicas bridges (3 by
+// default) in cluster mode, spreads the followed set over them, kills one
+// after -kill-after and prints how its streams are taken over; -replicas 1
+// runs one bridge alone.
 //
-//	go run ./cmd/datacore-demo [-duration 20s] [-jetstream] [-organizations ""] [-replicas 3] [-h]
+//	go run ./cmd/datacore-demo [-duration 20s] [-jetstream] [-organizations ""] [-replicas 1] [-h]
 package main
 
 import (
@@ -68,12 +69,12 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		interval  = fs.Duration("discover-interval", 2*time.Second, "DATACORE_DISCOVER_INTERVAL: how often the organizations' fixtures are listed")
 		ahead     = fs.Duration("discover-ahead", 20*time.Second, "DATACORE_DISCOVER_AHEAD: a game is followed from this long before its start")
 		stopAfter = fs.Duration("stop-after-final", 5*time.Second, "DATACORE_STOP_AFTER_FINAL: a game is unfollowed this long after CONFIRMED")
-		replicas  = fs.Int("replicas", 1, "bridges to run in cluster mode (DATACORE_CLUSTER=demo) on the embedded NATS's JetStream KV, each fixture owned by one of them;\n-http-addr's port, when not 0, counts up per replica (1: one bridge, no cluster)")
+		replicas  = fs.Int("replicas", 3, "bridges to run in cluster mode (DATACORE_CLUSTER=demo) on the embedded NATS's JetStream KV, each fixture owned by one of them;\n-http-addr's port, when not 0, counts up per replica (1: one bridge alone, no cluster)")
 		killAfter = fs.Duration("kill-after", 20*time.Second, "with -replicas above 1: kill the replica owning the most streams this long after the start, as a crash would (0: never)")
 		leaseTTL  = fs.Duration("lease-ttl", 3*time.Second, "with -replicas above 1: DATACORE_LEASE_TTL, after which a killed replica's streams are taken over")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: datacore-demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing, the signed URLs rotating and the games of an\norganization being discovered, played, finished and unfollowed.\nWith -replicas 3 it runs three bridges sharing the fixtures, kills one after\n-kill-after and prints which streams the others take over, and when.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: datacore-demo [flags]\n\nRuns the local Datacore emulator, an embedded NATS server and the bridge,\nand prints the messages flowing, the signed URLs rotating and the games of an\norganization being discovered, played, finished and unfollowed.\nIt runs three bridges sharing the fixtures (-replicas), kills one after\n-kill-after and prints which streams the others take over, and when.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
