@@ -214,12 +214,8 @@ func (n *Node) Follow(kind access.Kind, id string) (bool, error) {
 		return false, err
 	}
 	key := FollowedKey(kind, id)
-	n.mu.Lock()
-	_, have := n.followed[key]
-	count := len(n.followed)
-	n.mu.Unlock()
-	if !have && count >= n.o.MaxFollowed {
-		return false, fmt.Errorf("%w: the cluster's followed set holds %d IDs, the most its limit allows; unfollow one first", fixtures.ErrTooManyStreams, count)
+	if _, err := n.room(key); err != nil {
+		return false, err
 	}
 	kv := n.kvFollowed()
 	if kv == nil {
@@ -268,6 +264,18 @@ func (n *Node) Unfollow(kind access.Kind, id string) (bool, error) {
 	return true, nil
 }
 
+// room reports whether key is in the followed set and, when it is not,
+// refuses it at MaxFollowed (fixtures.ErrTooManyStreams).
+func (n *Node) room(key string) (have bool, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, have = n.followed[key]
+	if !have && len(n.followed) >= n.o.MaxFollowed {
+		return false, fmt.Errorf("%w: the cluster's followed set holds %d IDs, the most its limit allows; unfollow one first", fixtures.ErrTooManyStreams, len(n.followed))
+	}
+	return have, nil
+}
+
 func checkID(kind access.Kind, id string) error {
 	if kind != access.Fixture && kind != access.Venue {
 		return fixtures.ErrInvalidKind
@@ -282,16 +290,8 @@ func (n *Node) FollowFrom(kind access.Kind, id string, source fixtures.Source) (
 	if err := checkID(kind, id); err != nil {
 		return false, err
 	}
-	key := FollowedKey(kind, id)
-	n.mu.Lock()
-	_, have := n.followed[key]
-	count := len(n.followed)
-	n.mu.Unlock()
-	if have {
-		return false, nil
-	}
-	if count >= n.o.MaxFollowed {
-		return false, fmt.Errorf("%w: the cluster's followed set holds %d IDs", fixtures.ErrTooManyStreams, count)
+	if have, err := n.room(FollowedKey(kind, id)); have || err != nil {
+		return false, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()

@@ -89,25 +89,7 @@ func (w *seqWatch) reached(want map[string]uint64) bool {
 // tally counts receipts, lost and duplicated seqs per subject over
 // [first received, want[kind]].
 func (w *seqWatch) tally(want map[string]uint64) (msgs, lost, dup int, gap time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for subj, s := range w.seen {
-		kind := subj[strings.LastIndexByte(subj, '.')+1:]
-		end, ok := want[kind]
-		if !ok {
-			continue
-		}
-		for seq := w.first[subj]; seq <= end; seq++ {
-			n := s[seq]
-			msgs += n
-			if n == 0 {
-				lost++
-			} else {
-				dup += n - 1
-			}
-		}
-	}
-	return msgs, lost, dup, w.maxGap
+	return w.tallyPrefix("", want)
 }
 
 // tallyPrefix is tally over the subjects that start with prefix.
