@@ -567,3 +567,15 @@ func failoverSamples(t *testing.T, m *metrics.Metrics) (uint64, float64) {
 	}
 	return pb.GetHistogram().GetSampleCount(), pb.GetHistogram().GetSampleSum()
 }
+
+func BenchmarkAssign(b *testing.B) {
+	for _, n := range []int{1000, 5000} {
+		b.Run(fmt.Sprintf("%d IDs 3 members", n), func(b *testing.B) {
+			keys, members := testKeys(n), testMembers(3)
+			b.ReportAllocs()
+			for b.Loop() {
+				Assign(keys, members, 1)
+			}
+		})
+	}
+}
