@@ -56,6 +56,9 @@ type Options struct {
 	Instance string
 	// Replicas is how many members own each ID; default 1.
 	Replicas int
+	// KVReplicas is the replicas of the buckets when this Node creates
+	// them; default 1. Existing buckets are used as they are.
+	KVReplicas int
 	// LeaseTTL is how long a membership or lease lives without renewal;
 	// default 10 s. The leases bucket's own TTL wins when it differs.
 	LeaseTTL time.Duration
@@ -275,7 +278,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		n.setKVErr(err)
 		if ok, suppressed := n.warn.Allow("setup"); ok {
-			n.log.Warn("cannot open the cluster's KV buckets; retrying: check that the NATS server has JetStream enabled and this user may create and use KV buckets",
+			n.log.Warn("cannot open the cluster's KV buckets; retrying: check that the NATS server (2.11 or later: the leases expire by per-key markers) has JetStream enabled, that it can hold the buckets' replicas, and that this user may create and use KV buckets",
 				"followed_bucket", FollowedBucket(n.o.Cluster), "leases_bucket", LeasesBucket(n.o.Cluster), "err", err, "suppressed", suppressed)
 		}
 		if !sleep(ctx, bo.Next()) {
@@ -308,6 +311,7 @@ func (n *Node) setup(ctx context.Context) error {
 		Bucket:      FollowedBucket(n.o.Cluster),
 		Description: "datacore-bridge cluster " + n.o.Cluster + ": the followed fixtures and venues, one key each (fixture.<id>, venue.<id>)",
 		History:     1,
+		Replicas:    n.o.KVReplicas,
 	})
 	if err != nil {
 		return err
@@ -318,6 +322,7 @@ func (n *Node) setup(ctx context.Context) error {
 		History:        1,
 		TTL:            n.o.LeaseTTL,
 		LimitMarkerTTL: n.o.LeaseTTL,
+		Replicas:       n.o.KVReplicas,
 	}
 	lkv, err := openBucket(ctx, js, want)
 	if err != nil {

@@ -24,6 +24,9 @@ func TestClusterConfigErrors(t *testing.T) {
 		{"two replicas with core nats", map[string]string{"DATACORE_CLUSTER": "c", "DATACORE_REPLICAS": "2"}, "DATACORE_REPLICAS", "DATACORE_JETSTREAM is false"},
 		{"lease ttl too short", map[string]string{"DATACORE_CLUSTER": "c", "DATACORE_LEASE_TTL": "500ms"}, "DATACORE_LEASE_TTL", `must be from 1s to 5m0s, got "500ms"`},
 		{"lease ttl too long", map[string]string{"DATACORE_CLUSTER": "c", "DATACORE_LEASE_TTL": "1h"}, "DATACORE_LEASE_TTL", "must be from 1s"},
+		{"kv replicas without cluster", map[string]string{"DATACORE_KV_REPLICAS": "3"}, "DATACORE_KV_REPLICAS", "DATACORE_CLUSTER is unset"},
+		{"kv replicas zero", map[string]string{"DATACORE_CLUSTER": "c", "DATACORE_KV_REPLICAS": "0"}, "DATACORE_KV_REPLICAS", `must be from 1 to 5 (JetStream's limit), got "0"`},
+		{"kv replicas six", map[string]string{"DATACORE_CLUSTER": "c", "DATACORE_KV_REPLICAS": "6"}, "DATACORE_KV_REPLICAS", "must be from 1 to 5"},
 		{"lease ttl not a duration", map[string]string{"DATACORE_CLUSTER": "c", "DATACORE_LEASE_TTL": "10"}, "DATACORE_LEASE_TTL", "must be a duration"},
 	}
 	for _, tt := range tests {

@@ -85,10 +85,11 @@ type Config struct {
 	DiscoverAhead    time.Duration `envconfig:"DISCOVER_AHEAD" default:"30m" desc:"a discovered fixture is followed from this long before its start"`
 	DiscoverVenues   bool          `envconfig:"DISCOVER_VENUES" default:"false" desc:"also follow each discovered fixture's venue"`
 
-	Cluster  string        `envconfig:"CLUSTER" desc:"cluster mode: a name (letters, digits, - and _, at most 64) shared by every process that splits the followed set through JetStream KV (see Several replicas); unset: this process runs alone, in memory"`
-	Replicas int           `envconfig:"REPLICAS" default:"1" desc:"cluster mode: processes that follow each fixture or venue at once; above 1 only with DATACORE_JETSTREAM=true"`
-	Instance string        `envconfig:"INSTANCE" shown:"host name plus a random suffix" desc:"cluster mode: this process's name among the members (letters, digits, - and _, at most 64); unique per live process"`
-	LeaseTTL time.Duration `envconfig:"LEASE_TTL" default:"10s" desc:"cluster mode: how long a membership or lease lives without renewal; a process killed without warning is replaced within it (plus an access call and a connect); at least 1s"`
+	Cluster    string        `envconfig:"CLUSTER" desc:"cluster mode: a name (letters, digits, - and _, at most 64) shared by every process that splits the followed set through JetStream KV (see Several replicas); unset: this process runs alone, in memory"`
+	Replicas   int           `envconfig:"REPLICAS" default:"1" desc:"cluster mode: processes that follow each fixture or venue at once; above 1 only with DATACORE_JETSTREAM=true"`
+	Instance   string        `envconfig:"INSTANCE" shown:"host name plus a random suffix" desc:"cluster mode: this process's name among the members (letters, digits, - and _, at most 64); unique per live process"`
+	KVReplicas int           `envconfig:"KV_REPLICAS" default:"1" desc:"cluster mode: replicas of the two KV buckets when this process creates them (1 to 5); 3 on a clustered NATS, so that losing a NATS server loses no coordination; existing buckets are used as they are"`
+	LeaseTTL   time.Duration `envconfig:"LEASE_TTL" default:"10s" desc:"cluster mode: how long a membership or lease lives without renewal; a process killed without warning is replaced within it (plus an access call and a connect); at least 1s"`
 
 	// secretFromFile is set once Validate has read CredentialSecretFile into
 	// CredentialSecret, so that a second Validate does not see both set.

@@ -557,6 +557,8 @@ func (c *Config) checkCluster() error {
 			return errorf("DATACORE_REPLICAS", "is %d but DATACORE_CLUSTER is unset: replicas share the work only in cluster mode; set DATACORE_CLUSTER or unset DATACORE_REPLICAS", c.Replicas)
 		case c.Instance != "":
 			return errorf("DATACORE_INSTANCE", "is set but DATACORE_CLUSTER is unset: it names a process only in cluster mode; set DATACORE_CLUSTER or unset DATACORE_INSTANCE")
+		case c.KVReplicas != 1:
+			return errorf("DATACORE_KV_REPLICAS", "is %d but DATACORE_CLUSTER is unset: the buckets exist only in cluster mode; set DATACORE_CLUSTER or unset DATACORE_KV_REPLICAS", c.KVReplicas)
 		}
 		return nil
 	}
@@ -575,6 +577,8 @@ func (c *Config) checkCluster() error {
 		return errorf("DATACORE_REPLICAS", "must be at most %d, got %q", cluster.MaxReplicas, strconv.Itoa(c.Replicas))
 	case c.Replicas > 1 && !c.JetStream:
 		return errorf("DATACORE_REPLICAS", "is %d but DATACORE_JETSTREAM is false: with core NATS every replica would publish each message again; set DATACORE_JETSTREAM=true (its duplicate window stores each message once) or DATACORE_REPLICAS=1", c.Replicas)
+	case c.KVReplicas < 1 || c.KVReplicas > 5:
+		return errorf("DATACORE_KV_REPLICAS", "must be from 1 to 5 (JetStream's limit), got %q", strconv.Itoa(c.KVReplicas))
 	case c.LeaseTTL < minLeaseTTL || c.LeaseTTL > maxLeaseTTL:
 		return errorf("DATACORE_LEASE_TTL", "must be from %s to %s, got %q", minLeaseTTL, maxLeaseTTL, c.LeaseTTL.String())
 	}

@@ -41,6 +41,7 @@ func newNode(nc *nats.Conn, ac *access.Client, sup *fixtures.Supervisor, cfg *co
 		Instance:       instance,
 		Replicas:       cfg.Replicas,
 		LeaseTTL:       cfg.LeaseTTL,
+		KVReplicas:     cfg.KVReplicas,
 		Local:          sup,
 		Seed:           seed,
 		MaxFollowed:    cfg.MaxStreams,
