@@ -579,3 +579,23 @@ func BenchmarkAssign(b *testing.B) {
 		})
 	}
 }
+
+// TestOperatorKeysThatNameNothingAreIgnored: keys an operator put by hand
+// that name no valid fixture or venue are skipped, and the valid ones next
+// to them are followed.
+func TestOperatorKeysThatNameNothingAreIgnored(t *testing.T) {
+	c := newTestCluster(t, testTTL)
+	a := c.start("a", 1, nil)
+	poll.Wait(t, 10*time.Second, "a joined", func() bool { return a.node.Ready() == nil })
+	kv := c.followedKV()
+	for _, key := range []string{"fixture.ok1", "fixture.a.b", "match.x", "venue.=" + IDToken("a/b"), "venue.=_-_", "fixture." + IDToken("sr:match:1")} {
+		if _, err := kv.Put(context.Background(), key, []byte("not json")); err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+	}
+	want := []ID{{access.Fixture, "ok1"}, {access.Fixture, "sr:match:1"}}
+	assignedTo(t, want, 1, []*testMember{a}, 10*time.Second)
+	if n := len(a.node.Status().Followed); n != len(want) {
+		t.Errorf("the set holds %d IDs, want the %d valid ones", n, len(want))
+	}
+}

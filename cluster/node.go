@@ -452,9 +452,12 @@ func isRemoval(op jetstream.KeyValueOp) bool {
 // applyFollowed takes in a change of the followed bucket.
 func (n *Node) applyFollowed(e jetstream.KeyValueEntry, _ bool) {
 	id, ok := parseFollowedKey(e.Key())
+	if ok && fixtures.ValidateID(id.ID) != nil {
+		ok = false
+	}
 	if !ok {
 		if ok, _ := n.warn.Allow("bad followed key"); ok {
-			n.log.Warn("ignoring a key of the followed bucket that names no fixture or venue: keys are fixture.<id> or venue.<id>", "key", loglimit.Truncate(e.Key(), 256))
+			n.log.Warn("ignoring a key of the followed bucket that names no fixture or venue: keys are fixture.<id> or venue.<id>, the ID encoded as the README says", "key", loglimit.Truncate(e.Key(), 256))
 		}
 		return
 	}
