@@ -378,19 +378,10 @@ func (n *Node) Status() Status {
 			leases[inst]++
 		}
 	}
-	var active []string
 	for inst, m := range n.members {
 		st.Members = append(st.Members, MemberStatus{Instance: inst, StartedAt: m.StartedAt, HTTP: m.HTTP, Draining: m.Draining, Leases: leases[inst]})
-		if !m.Draining {
-			active = append(active, inst)
-		}
 	}
-	slices.Sort(active)
-	keys := make([]string, 0, len(n.followed))
-	for key := range n.followed {
-		keys = append(keys, key)
-	}
-	assigned := Assign(keys, active, n.o.Replicas)
+	assigned := n.assignment()
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].Instance < st.Members[j].Instance })
 	for key, f := range n.followed {
 		fs := FollowedStatus{Kind: f.id.Kind, ID: f.id.ID, Source: f.source, Assigned: assigned[key], Owners: []OwnerStatus{}}

@@ -487,7 +487,7 @@ func testMembers(n int) []string {
 func TestIDToken(t *testing.T) {
 	for _, id := range []string{"3f1c2b7e-2d1a-4e5b-9c0d-1a2b3c4d5e6f", "a.b", "a b", "日本", "=x", "a*b>c", "-"} {
 		tok := IDToken(id)
-		if !plainRE.MatchString(tok) && !(tok[0] == '=' && plainRE.MatchString(tok[1:])) {
+		if !tokenRE.MatchString(tok) && !(tok[0] == '=' && tokenRE.MatchString(tok[1:])) {
 			t.Errorf("IDToken(%q) = %q: not a KV key token", id, tok)
 		}
 		got, ok := ParseIDToken(tok)

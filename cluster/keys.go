@@ -20,7 +20,8 @@ const MaxReplicas = 5
 // MaxNameLength is the longest cluster or instance name, in bytes.
 const MaxNameLength = 64
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+// tokenRE matches a name or an ID that is a KV key token as it is.
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // ValidateName reports why s cannot name a cluster or an instance: a name is
 // 1 to MaxNameLength letters, digits, '-' and '_', so that it is one token of
@@ -31,7 +32,7 @@ func ValidateName(s string) error {
 		return errors.New("must not be empty")
 	case len(s) > MaxNameLength:
 		return fmt.Errorf("must be at most %d characters, got %d", MaxNameLength, len(s))
-	case !nameRE.MatchString(s):
+	case !tokenRE.MatchString(s):
 		return fmt.Errorf("must hold only letters, digits, '-' and '_', got %q", s)
 	}
 	return nil
@@ -71,14 +72,12 @@ func parseFollowedKey(key string) (ID, bool) {
 	return ID{Kind: access.Kind(kind), ID: id}, true
 }
 
-var plainRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
 // IDToken encodes a fixture or venue ID as one KV key token. An ID of only
 // letters, digits, '-' and '_' (a UUID, for one) is its own token; any other
 // is '=' followed by its bytes in unpadded base64url. '=' is not in the first
 // alphabet, so the rule is reversible (ParseIDToken).
 func IDToken(id string) string {
-	if plainRE.MatchString(id) {
+	if tokenRE.MatchString(id) {
 		return id
 	}
 	return "=" + base64.RawURLEncoding.EncodeToString([]byte(id))
@@ -93,7 +92,7 @@ func ParseIDToken(tok string) (string, bool) {
 		}
 		return string(b), true
 	}
-	if !plainRE.MatchString(tok) {
+	if !tokenRE.MatchString(tok) {
 		return "", false
 	}
 	return tok, true

@@ -406,24 +406,31 @@ func (n *Node) tookOver(states map[string]fixtures.State) {
 	}
 }
 
-// plan decides, under n.mu, what reconcile does.
-func (n *Node) plan(now time.Time, states map[string]fixtures.State) (takes []take, releases []release, dirty []*held) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+// assignment is the owners of every followed key among the live members
+// that are not draining: this process included while it is a member, even
+// before its watcher shows it. n.mu is held.
+func (n *Node) assignment() map[string][]string {
 	active := make([]string, 0, len(n.members)+1)
 	for inst, m := range n.members {
 		if !m.Draining && inst != n.o.Instance {
 			active = append(active, inst)
 		}
 	}
-	if !n.draining {
-		active = append(active, n.o.Instance) // itself, even before the watcher shows it
+	if n.joined && !n.draining {
+		active = append(active, n.o.Instance)
 	}
 	keys := make([]string, 0, len(n.followed))
 	for key := range n.followed {
 		keys = append(keys, key)
 	}
-	assigned := Assign(keys, active, n.o.Replicas)
+	return Assign(keys, active, n.o.Replicas)
+}
+
+// plan decides, under n.mu, what reconcile does.
+func (n *Node) plan(now time.Time, states map[string]fixtures.State) (takes []take, releases []release, dirty []*held) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	assigned := n.assignment()
 	for key, f := range n.followed {
 		want := assigned[key]
 		mine := slices.Contains(want, n.o.Instance)

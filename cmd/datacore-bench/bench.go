@@ -556,7 +556,7 @@ func (r *benchReport) print(w io.Writer) {
 			p.Members, p.Fixtures, p.Rate, p.LeaseTTL)
 		fmt.Fprintf(w, "%-22s %7s %12s %14s %14s %12s %11s %11s\n", "mode", "moved", "takeover s", "worst s", "metric s", "lost/fail", "lost worst", "duplicated")
 		for _, p := range r.Failover {
-			fmt.Fprintf(w, "%-22s %7.0f %12.2f %14.2f %14.2f %12.0f %11.0f %11.0f\n", p.Mode, p.Moved, p.Takeover, p.TakeMax, p.MetricP50, p.Lost, p.LostMax, p.Duplicated())
+			fmt.Fprintf(w, "%-22s %7.0f %12.2f %14.2f %14.2f %12.0f %11.0f %11.0f\n", p.Mode, p.Moved, p.Takeover, p.TakeMax, p.Metric, p.Lost, p.LostMax, p.Dup)
 		}
 		fmt.Fprintln(w, "(takeover: SIGKILL to every moved stream connected on a survivor, median over the moved streams; metric: cluster_failover_seconds,")
 		fmt.Fprintln(w, " from the lost owner's last renewal; lost: seqs of the moved fixtures never stored (JetStream: in the stream) or received (core);")

@@ -24,7 +24,6 @@ import (
 
 	"github.com/datacore-bridge/datacore-bridge/access"
 	"github.com/datacore-bridge/datacore-bridge/cluster"
-	"github.com/datacore-bridge/datacore-bridge/config"
 	"github.com/datacore-bridge/datacore-bridge/fixtures"
 	"github.com/datacore-bridge/datacore-bridge/internal/bridge"
 	"github.com/datacore-bridge/datacore-bridge/internal/poll"
@@ -41,22 +40,19 @@ const childRoleEnv = "DATACORE_BENCH_ROLE"
 
 // failPoint is one mode's failover: a member killed with SIGKILL.
 type failPoint struct {
-	Mode      string  `json:"mode"`
-	Members   float64 `json:"members"`
-	Fixtures  float64 `json:"fixtures"`
-	Rate      float64 `json:"ratePerFixture"`
-	LeaseTTL  float64 `json:"leaseTTLSeconds"`
-	Moved     float64 `json:"streamsMoved"` // streams the killed member owned
-	Takeover  float64 `json:"takeoverSeconds"`
-	TakeMax   float64 `json:"takeoverWorstSeconds"`
-	MetricP50 float64 `json:"failoverMetricSeconds"` // cluster_failover_seconds, mean over the moved streams
-	Lost      float64 `json:"lostPerFailover"`       // seqs of the moved streams never stored
-	LostMax   float64 `json:"lostWorst"`
-	Dup       float64 `json:"duplicated"` // seqs stored (JetStream) or received (core) twice
+	Mode     string  `json:"mode"`
+	Members  float64 `json:"members"`
+	Fixtures float64 `json:"fixtures"`
+	Rate     float64 `json:"ratePerFixture"`
+	LeaseTTL float64 `json:"leaseTTLSeconds"`
+	Moved    float64 `json:"streamsMoved"` // streams the killed member owned
+	Takeover float64 `json:"takeoverSeconds"`
+	TakeMax  float64 `json:"takeoverWorstSeconds"`
+	Metric   float64 `json:"failoverMetricSeconds"` // cluster_failover_seconds, mean over the moved streams
+	Lost     float64 `json:"lostPerFailover"`       // seqs of the moved streams never stored
+	LostMax  float64 `json:"lostWorst"`
+	Dup      float64 `json:"duplicated"` // seqs stored (JetStream) or received (core) twice
 }
-
-// Duplicated is the seqs stored or received twice.
-func (p failPoint) Duplicated() float64 { return p.Dup }
 
 // kvPoint is the KV cost of a steady cluster.
 type kvPoint struct {
@@ -220,7 +216,7 @@ func benchFailover(ctx context.Context, o benchOpts, mode string, jetStream bool
 		sum, count = sum+s, count+c
 	}
 	if count > 0 {
-		p.MetricP50 = sum / count
+		p.Metric = sum / count
 	}
 
 	// Up to what the emulator has published by now, was every message of
@@ -440,29 +436,12 @@ func sumMetric(r io.Reader, name string) float64 {
 	return total
 }
 
-// childMain runs a bridge configured from the environment until SIGTERM.
+// childMain runs a bridge configured from the environment until SIGTERM,
+// as the daemon does.
 func childMain() int {
-	cfg, err := config.Load()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench bridge:", err)
-		return 2
-	}
-	log, err := bridge.NewLogger(cfg.LogLevel, "text", os.Stderr)
-	if err != nil {
-		return 2
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	b, err := bridge.Start(ctx, cfg, log, bridge.Options{Metrics: metrics.New(), MaxBackoff: 2 * time.Second})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench bridge:", err)
-		return 1
-	}
-	<-ctx.Done()
-	if err := b.Shutdown(context.Background()); err != nil {
-		return 1
-	}
-	return 0
+	return bridge.Serve(ctx, context.Background(), os.Stderr, bridge.Options{MaxBackoff: 2 * time.Second})
 }
 
 // benchKV measures the KV operations of a steady cluster of members nodes
@@ -519,7 +498,7 @@ func benchKV(ctx context.Context, members, ids, replicas int, ttl, window time.D
 	if !sleepCtx(ctx, ttl) {
 		return p, ctx.Err()
 	}
-	ops := func() float64 { return testbedCounter(m) }
+	ops := func() float64 { return testbed.CounterSum(m.ClusterKVOps) }
 	v0, err := ns.Varz(nil)
 	if err != nil {
 		return p, err
@@ -543,8 +522,6 @@ func benchKV(ctx context.Context, members, ids, replicas int, ttl, window time.D
 	}
 	return p, nil
 }
-
-func testbedCounter(m *metrics.Metrics) float64 { return testbed.CounterSum(m.ClusterKVOps) }
 
 // instantLocal is a supervisor whose streams connect at once.
 type instantLocal struct {
